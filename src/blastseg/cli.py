@@ -1,0 +1,148 @@
+"""The ``blastseg`` command line: thin wrappers that parse, call the library and print."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from blastseg.config import SegmentConfig, load_config
+from blastseg.data import scan_dataset
+from blastseg.errors import BlastsegError, ConfigError, OutputExistsError
+from blastseg.evaluate import evaluate_segmenter
+from blastseg.io import write_csv, write_json
+from blastseg.labels import check_target
+from blastseg.pipeline import segment_files
+from blastseg.preprocess import Pipeline
+from blastseg.segment import create_segmenter
+
+app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True)
+console = Console(stderr=True)
+
+INPUT, METHOD, OUTPUT = "Input", "Method", "Output"
+
+
+def friendly_errors(command):
+    """Print a user mistake as one line on stderr and exit with status 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BlastsegError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["k=4", "k_range=[2, 5]"]`` → ``{"k": 4, "k_range": [2, 5]}`` (values read as YAML)."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+def resolve_config(config: Path | None, method: str | None, target: str | None, params: list[str]) -> SegmentConfig:
+    """Config file values, overridden by whatever was given on the command line."""
+    cfg = load_config(config) if config else SegmentConfig()
+    updates: dict[str, Any] = {"params": {**cfg.params, **parse_params(params)}}
+    if method:
+        updates["method"] = method
+    if target:
+        updates["target"] = check_target(target)
+    return cfg.model_copy(update=updates)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (method, target, params, preprocess).", rich_help_panel=METHOD)]
+MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="otsu, adaptive, hsv, kmeans or watershed.", rich_help_panel=METHOD)]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="nucleus, cell or multiclass.", rich_help_panel=METHOD)]
+ParamOpt = Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable).", rich_help_panel=METHOD)]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.", rich_help_panel=OUTPUT)]
+
+
+@app.command()
+@friendly_errors
+def segment(
+    images: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, tif).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME_mask.png and NAME_overlay.png.", rich_help_panel=OUTPUT)] = Path("blastseg_out"),
+    config: ConfigOpt = None,
+    method: MethodOpt = None,
+    target: TargetOpt = None,
+    param: ParamOpt = [],
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Segment images with a classical method and write a mask and an overlay for each."""
+    cfg = resolve_config(config, method, target, param)
+    segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
+    with progress_bar() as progress:
+        task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(images))
+        written = segment_files(
+            images, segmenter, cfg.target, out, Pipeline.from_config(cfg.preprocess), overwrite,
+            on_done=lambda *_: progress.advance(task),
+        )
+    console.print(f"wrote {sum(len(w) for w in written)} files for {len(written)} image(s) to {out}")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder with images and masks.", rich_help_panel=INPUT)],
+    layout: Annotated[str, typer.Option(help="auto, zheng, allidb2, allidb1, bccd or folder.", rich_help_panel=INPUT)] = "auto",
+    mask_encoding: Annotated[Optional[str], typer.Option(help="zheng, allidb2_grey, allidb2_rgb, binary (default: the layout's).", rich_help_panel=INPUT)] = None,
+    config: ConfigOpt = None,
+    method: MethodOpt = None,
+    target: TargetOpt = None,
+    param: ParamOpt = [],
+    sweep: Annotated[bool, typer.Option("--sweep", help="k-means only: choose k and clusters with the ground truth.", rich_help_panel=METHOD)] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for per_image.csv and summary.json.", rich_help_panel=OUTPUT)] = Path("blastseg_eval"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Score a classical method against a dataset's masks: Dice, IoU, SSIM and more."""
+    cfg = resolve_config(config, method, target, param)
+    segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
+    if sweep and not hasattr(segmenter, "sweep"):
+        raise ConfigError(f"--sweep needs --method kmeans, not {cfg.method!r}")
+    files = [out / "per_image.csv", out / "summary.json"]
+    if not overwrite and any(f.exists() for f in files):
+        raise OutputExistsError(f"{out} already holds evaluation results; choose another --out or pass --overwrite")
+    samples = scan_dataset(data, layout, mask_encoding)
+    with progress_bar() as progress:
+        task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(samples))
+        rows, summary = evaluate_segmenter(
+            samples, segmenter, cfg.target, Pipeline.from_config(cfg.preprocess), sweep,
+            on_done=lambda _: progress.advance(task),
+        )
+    write_csv(files[0], rows)
+    write_json(files[1], {"data": str(data), "config": cfg.model_dump(), "sweep": sweep, "metrics": summary})
+    print_summary(summary)
+    console.print(f"wrote {files[0]} and {files[1]}")
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title="mean over images")
+    for column in ("target", "group", "n", "dice", "iou", "ssim", "precision", "recall"):
+        table.add_column(column, justify="left" if column in ("target", "group") else "right")
+    for target, parts in summary.items():
+        for group, stats in [("all", parts["all"]), *parts["groups"].items()]:
+            cells = [f"{stats[m]['mean']:.4f}" for m in ("dice", "iou", "ssim", "precision", "recall")]
+            table.add_row(target, group, str(stats["dice"]["n"]), *cells)
+    Console().print(table)

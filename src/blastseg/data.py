@@ -1,0 +1,264 @@
+"""Dataset scanning for every supported layout, and mask encodings → label maps.
+
+Layouts, each scanned into a list of :class:`Sample`:
+
+- ``zheng``: ``NNN.bmp`` + ``NNN.png`` masks (0/128/255) and ``labels.csv``, one folder or a
+  parent of several (``Dataset1``, ``Dataset2``).
+- ``allidb2``: single-cell crops ``ImNNN_L.tif`` (L 1 blast, 0 normal); masks, where present, in a
+  ``masks/`` folder or as ``ImNNN_L_mask.*``, grey 0/155/255 or RGB coded.
+- ``allidb1``: fields ``ImNNN_L.jpg`` with ``ImNNN_L.xyc`` blast centroids.
+- ``bccd``: ``JPEGImages/`` + ``Annotations/`` Pascal VOC boxes.
+- ``folder``: ``images/`` + ``masks/`` with matching stems, or class sub-folders
+  (``blast/*.png``, ``normal/*.png``), with optional ``labels.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from blastseg.errors import DatasetError, MaskError, lookup
+from blastseg.io import IMAGE_SUFFIXES, Box, read_image, read_mask, read_voc, read_xyc
+from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How a mask file codes the classes: a palette of pixel values → label ids."""
+
+    name: str
+    palette: dict[tuple[int, ...], int]
+
+    def decode(self, mask: np.ndarray) -> np.ndarray:
+        """Map every pixel to the label of its nearest palette value (snaps anti-aliasing)."""
+        channels = len(next(iter(self.palette)))
+        if (mask.ndim == 3) != (channels == 3):
+            kind = "an RGB" if channels == 3 else "a grey"
+            raise MaskError(f"mask encoding {self.name!r} expects {kind} mask, got shape {mask.shape}")
+        values = np.array(list(self.palette.keys()), dtype=np.int32)
+        ids = np.array(list(self.palette.values()), dtype=np.uint8)
+        pixels = mask.reshape(-1, channels).astype(np.int32)
+        # masks hold few distinct values: find the nearest palette entry once per distinct value
+        distinct, inverse = np.unique(pixels, axis=0, return_inverse=True)
+        distance = ((distinct[:, None, :] - values[None, :, :]) ** 2).sum(axis=2)
+        return ids[distance.argmin(axis=1)][inverse.ravel()].reshape(mask.shape[:2])
+
+
+MASK_ENCODINGS: dict[str, MaskEncoding] = {
+    encoding.name: encoding
+    for encoding in (
+        MaskEncoding("zheng", {(0,): BACKGROUND, (128,): CYTOPLASM, (255,): NUCLEUS}),
+        MaskEncoding("allidb2_grey", {(0,): BACKGROUND, (155,): CYTOPLASM, (255,): NUCLEUS}),
+        MaskEncoding(
+            "allidb2_rgb",
+            {(255, 255, 255): BACKGROUND, (0, 0, 255): CYTOPLASM, (0, 255, 255): NUCLEUS},
+        ),
+        # one foreground, labelled nucleus so that both targets read it: it means whatever
+        # target the user evaluates against
+        MaskEncoding("binary", {(0,): BACKGROUND, (255,): NUCLEUS}),
+    )
+}
+
+
+def guess_encoding(mask: np.ndarray) -> str:
+    """Name the encoding a mask most likely uses, from its shape and values."""
+    if mask.ndim == 3:
+        return "allidb2_rgb"
+    values = np.unique(mask)
+    if values.size <= 2 and set(values.tolist()) <= {0, 1, 255}:
+        return "binary"
+    near_128 = np.count_nonzero(np.abs(mask.astype(np.int16) - 128) <= 8)
+    near_155 = np.count_nonzero(np.abs(mask.astype(np.int16) - 155) <= 8)
+    return "allidb2_grey" if near_155 > near_128 else "zheng"
+
+
+def decode_mask(mask: np.ndarray, encoding: str = "auto") -> np.ndarray:
+    """Decode a raw mask array into a label map (0 background, 1 cytoplasm, 2 nucleus).
+
+    >>> decode_mask(np.array([[0, 130, 250]], np.uint8), "zheng").tolist()
+    [[0, 1, 2]]
+    """
+    if encoding == "auto":
+        encoding = guess_encoding(mask)
+    if encoding == "binary":
+        mask = np.where(mask > 0, 255, 0).astype(np.uint8)
+    return lookup(MASK_ENCODINGS, encoding, "mask encoding").decode(mask)
+
+
+@dataclass
+class Sample:
+    """One item of a dataset: an image and whatever annotation it comes with."""
+
+    image: Path
+    mask: Path | None = None
+    label: str | None = None
+    centroids: np.ndarray | None = None
+    boxes: list[Box] | None = None
+    encoding: str = "auto"
+    group: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.image.stem
+
+    def load(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Read the image (RGB uint8) and, when there is a mask, its label map."""
+        image = read_image(self.image)
+        if self.mask is None:
+            return image, None
+        labels = decode_mask(read_mask(self.mask), self.encoding)
+        if labels.shape != image.shape[:2]:
+            raise MaskError(
+                f"{self.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image "
+                f"{self.image.name} is {image.shape[1]}x{image.shape[0]}"
+            )
+        return image, labels
+
+
+ZHENG_CLASSES = {1: "neutrophil", 2: "lymphocyte", 3: "monocyte", 4: "eosinophil", 5: "basophil"}
+ALLIDB_NAME = re.compile(r"^Im\d+_([01])$", re.IGNORECASE)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_label_csv(path: Path) -> dict[str, str]:
+    """Read ``image_id,class_label`` rows; ids are matched to stems with and without zero padding."""
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or len(header) < 2:
+            raise DatasetError(f"{path}: expected a header 'image_id,class_label'")
+        return {row[0].strip(): row[1].strip() for row in reader if len(row) >= 2}
+
+
+def _label_for(stem: str, labels: dict[str, str]) -> str | None:
+    for key in (stem, stem.lstrip("0") or "0"):
+        if key in labels:
+            return labels[key]
+    return None
+
+
+def scan_zheng(root: Path) -> list[Sample]:
+    folders = [root] if list(root.glob("*.bmp")) else sorted(p for p in root.iterdir() if p.is_dir())
+    samples = []
+    for folder in folders:
+        labels_file = folder / "labels.csv"
+        labels = _read_label_csv(labels_file) if labels_file.is_file() else {}
+        for image in sorted(folder.glob("*.bmp")):
+            mask = image.with_suffix(".png")
+            raw = _label_for(image.stem, labels)
+            label = ZHENG_CLASSES.get(int(raw), raw) if raw and raw.isdigit() else raw
+            samples.append(
+                Sample(image, mask if mask.is_file() else None, label, encoding="zheng", group=folder.name)
+            )
+    return samples
+
+
+def _find_mask(image: Path, mask_dirs: list[Path]) -> Path | None:
+    candidates = [d / f"{image.stem}{s}" for d in mask_dirs for s in IMAGE_SUFFIXES]
+    candidates += [image.with_name(f"{image.stem}_mask{s}") for s in IMAGE_SUFFIXES]
+    return next((c for c in candidates if c.is_file() and c != image), None)
+
+
+def scan_allidb2(root: Path) -> list[Sample]:
+    mask_dirs = [d for d in (root / "masks", root.parent / "masks") if d.is_dir()]
+    samples = []
+    for image in _images_in(root):
+        match = ALLIDB_NAME.match(image.stem)
+        if match and image.suffix.lower() in (".tif", ".tiff"):
+            label = "blast" if match.group(1) == "1" else "normal"
+            samples.append(Sample(image, _find_mask(image, mask_dirs), label, group=root.name))
+    return samples
+
+
+def scan_allidb1(root: Path) -> list[Sample]:
+    samples = []
+    for image in _images_in(root):
+        match = ALLIDB_NAME.match(image.stem)
+        xyc = image.with_suffix(".xyc")
+        if match and image.suffix.lower() in (".jpg", ".jpeg"):
+            centroids = read_xyc(xyc) if xyc.is_file() else np.zeros((0, 2))
+            label = "ALL" if match.group(1) == "1" else "healthy"
+            samples.append(Sample(image, None, label, centroids=centroids, group=root.name))
+    return samples
+
+
+def scan_bccd(root: Path) -> list[Sample]:
+    annotations = root / "Annotations"
+    samples = []
+    for image in _images_in(root / "JPEGImages"):
+        xml = annotations / f"{image.stem}.xml"
+        boxes = read_voc(xml) if xml.is_file() else None
+        samples.append(Sample(image, boxes=boxes, group=root.name))
+    return samples
+
+
+def scan_folder(root: Path) -> list[Sample]:
+    labels_file = root / "labels.csv"
+    labels = _read_label_csv(labels_file) if labels_file.is_file() else {}
+    if (root / "images").is_dir():
+        mask_dirs = [d for d in (root / "masks",) if d.is_dir()]
+        return [
+            Sample(image, _find_mask(image, mask_dirs), _label_for(image.stem, labels), group=root.name)
+            for image in _images_in(root / "images")
+        ]
+    samples = [Sample(image, None, _label_for(image.stem, labels), group=root.name) for image in _images_in(root)]
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        samples += [Sample(image, None, sub.name, group=root.name) for image in _images_in(sub)]
+    return samples
+
+
+LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
+    "zheng": scan_zheng,
+    "allidb2": scan_allidb2,
+    "allidb1": scan_allidb1,
+    "bccd": scan_bccd,
+    "folder": scan_folder,
+}
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout of a dataset folder from the files it holds."""
+    if (root / "JPEGImages").is_dir():
+        return "bccd"
+    if (root / "images").is_dir():
+        return "folder"
+    stems = [p for p in _images_in(root) if ALLIDB_NAME.match(p.stem)]
+    if stems:
+        return "allidb2" if any(p.suffix.lower() in (".tif", ".tiff") for p in stems) else "allidb1"
+    if list(root.glob("*.bmp")) or any(list(d.glob("*.bmp")) for d in root.iterdir() if d.is_dir()):
+        return "zheng"
+    return "folder"
+
+
+def scan_dataset(root: str | Path, layout: str = "auto", encoding: str | None = None) -> list[Sample]:
+    """Scan a dataset folder into samples; ``layout="auto"`` detects it.
+
+    ``encoding`` overrides the mask encoding the layout assumes (see ``MASK_ENCODINGS``).
+
+    >>> samples = scan_dataset("../shared/data/zheng_wbc/Dataset1")  # doctest: +SKIP
+    >>> samples[0].label  # doctest: +SKIP
+    'lymphocyte'
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    if layout == "auto":
+        layout = detect_layout(root)
+    samples = lookup(LAYOUTS, layout, "dataset layout")(root)
+    if not samples:
+        raise DatasetError(f"{root}: no images found for layout {layout!r} (extensions: {', '.join(IMAGE_SUFFIXES)})")
+    if encoding is not None:
+        if encoding != "auto":
+            lookup(MASK_ENCODINGS, encoding, "mask encoding")
+        for sample in samples:
+            sample.encoding = encoding
+    return samples

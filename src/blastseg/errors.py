@@ -1,0 +1,57 @@
+"""User-facing errors.
+
+Every mistake a user can make (a bad file, a wrong name, a bad config) raises a subclass of
+:class:`BlastsegError` whose message says what was wrong and what to do. The CLI prints it on one
+line and exits with status 2; bugs still raise ordinary exceptions with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class BlastsegError(Exception):
+    """Base class of every error caused by user input."""
+
+
+class ImageReadError(BlastsegError):
+    """An image or mask file is missing, empty, truncated or not an image."""
+
+
+class MaskError(BlastsegError):
+    """A mask does not fit its image or holds values its encoding does not know."""
+
+
+class DatasetError(BlastsegError):
+    """A dataset folder is empty, or its layout is not one blastseg reads."""
+
+
+class ConfigError(BlastsegError):
+    """A configuration value or key is invalid."""
+
+
+class OutputExistsError(BlastsegError):
+    """An output file or run folder already exists and would be overwritten."""
+
+
+class UnknownNameError(BlastsegError, KeyError):
+    """A name looked up in a registry (segmenter, preprocessing step, encoding…) is not known."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def lookup(registry: dict, name: str, kind: str):
+    """Return ``registry[name]`` or raise :class:`UnknownNameError` listing the valid names.
+
+    >>> lookup({"otsu": 1}, "otsu", "segmenter")
+    1
+    """
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown {kind} {name!r}; valid: {_names(registry)}") from None
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))

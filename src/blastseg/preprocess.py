@@ -1,0 +1,204 @@
+"""Preprocessing steps and the pipeline that chains them.
+
+Each step is a small dataclass whose fields are its parameters; a pipeline is built from a YAML
+list and serialises back to the same list, so the preprocessing a model expects travels with it::
+
+    >>> pipeline = Pipeline.from_config(["hsv_saturation", {"name": "gaussian", "kernel": 5}])
+    >>> pipeline.to_config()
+    [{'name': 'hsv_saturation', 'factor': 2.0}, {'name': 'gaussian', 'kernel': 5, 'sigma': 0.0}]
+
+Input and output of every step but ``normalize`` is ``uint8`` HxWx3; ``normalize`` gives float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import yaml
+
+from blastseg.config import construct
+from blastseg.errors import ConfigError, lookup
+
+
+@dataclass
+class Step:
+    """Base class: subclasses set ``name`` and implement ``__call__``."""
+
+    name: ClassVar[str] = ""
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+def _odd(value: int, what: str) -> int:
+    if value < 1 or value % 2 == 0:
+        raise ConfigError(f"{what} must be a positive odd integer, got {value}")
+    return value
+
+
+@dataclass
+class HsvSaturation(Step):
+    """Multiply HSV saturation by ``factor`` (clipped to 255): stained nuclei stand out."""
+
+    name: ClassVar[str] = "hsv_saturation"
+    factor: float = 2.0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * self.factor, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+@dataclass
+class Grayscale(Step):
+    """Luminance (ITU-R 601) repeated in three channels, so later steps still see HxWx3."""
+
+    name: ClassVar[str] = "grayscale"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+@dataclass
+class Clahe(Step):
+    """Contrast-limited adaptive histogram equalisation of the L* channel."""
+
+    name: ClassVar[str] = "clahe"
+    clip_limit: float = 2.0
+    tile_grid: int = 8
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=(self.tile_grid, self.tile_grid))
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+        lab[..., 0] = clahe.apply(lab[..., 0])
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+@dataclass
+class Gaussian(Step):
+    """Gaussian blur with a ``kernel`` x ``kernel`` window; ``sigma`` 0 derives it from the kernel."""
+
+    name: ClassVar[str] = "gaussian"
+    kernel: int = 5
+    sigma: float = 0.0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        size = _odd(self.kernel, "gaussian kernel")
+        return cv2.GaussianBlur(image, (size, size), self.sigma)
+
+
+@dataclass
+class Median(Step):
+    """Median blur with a ``kernel`` x ``kernel`` window."""
+
+    name: ClassVar[str] = "median"
+    kernel: int = 5
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return cv2.medianBlur(image, _odd(self.kernel, "median kernel"))
+
+
+@dataclass
+class Lab(Step):
+    """Convert RGB to CIE L*a*b* (OpenCV's 8-bit scaling: L*·255/100, a* and b* + 128)."""
+
+    name: ClassVar[str] = "lab"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+
+
+@dataclass
+class Hsv(Step):
+    """Convert RGB to HSV with hue spread over 0..255 (OpenCV's ``HSV_FULL``)."""
+
+    name: ClassVar[str] = "hsv"
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)
+
+
+@dataclass
+class Resize(Step):
+    """Resize to ``width`` x ``height`` pixels (area averaging when shrinking, else linear)."""
+
+    name: ClassVar[str] = "resize"
+    width: int = 256
+    height: int = 256
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self.width < 1 or self.height < 1:
+            raise ConfigError(f"resize needs a positive width and height, got {self.width}x{self.height}")
+        shrink = self.width * self.height < image.shape[0] * image.shape[1]
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        return cv2.resize(image, (self.width, self.height), interpolation=interpolation)
+
+
+@dataclass
+class Normalize(Step):
+    """Scale to 0..1 then standardise per channel: ``(x / 255 - mean) / std`` as float32."""
+
+    name: ClassVar[str] = "normalize"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return (image.astype(np.float32) / 255.0 - mean) / std
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "mean": list(self.mean), "std": list(self.std)}
+
+
+STEPS: dict[str, type[Step]] = {
+    step.name: step for step in (HsvSaturation, Grayscale, Clahe, Gaussian, Median, Lab, Hsv, Resize, Normalize)
+}
+
+
+def build_step(spec: str | dict[str, Any]) -> Step:
+    """Build one step from its name or a ``{"name": ..., **params}`` dict."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"a preprocessing step is a name or a mapping with 'name', got {spec!r}")
+    params = dict(spec)
+    cls = lookup(STEPS, params.pop("name"), "preprocessing step")
+    for key in ("mean", "std"):
+        if key in params:
+            params[key] = tuple(params[key])
+    return construct(cls, params, f"step {cls.name!r}")
+
+
+@dataclass
+class Pipeline:
+    """An ordered list of steps applied one after another."""
+
+    steps: list[Step] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, specs: Sequence[str | dict[str, Any]] | None) -> Pipeline:
+        return cls([build_step(spec) for spec in specs or []])
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Pipeline:
+        return cls.from_config(yaml.safe_load(text))
+
+    def to_config(self) -> list[dict[str, Any]]:
+        return [step.to_config() for step in self.steps]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_config(), sort_keys=False)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        for step in self.steps:
+            image = step(image)
+        return image
