@@ -22,7 +22,7 @@ from blastseg.postprocess import clean_mask, components_touching, fill_holes, op
 from blastseg.segment.base import Segmentation, channel
 
 # Thresholders default to the channel where the target is darkest or brightest.
-DEFAULT_CHANNEL = {"nucleus": ("green", "dark"), "cell": ("saturation", "bright")}
+DEFAULT_CHANNEL = {"nucleus": ("green", "dark"), "cell": ("gray", "dark")}
 
 
 def _threshold_side(values: np.ndarray, threshold: float, foreground: str) -> np.ndarray:
@@ -54,7 +54,7 @@ class _Thresholder:
 
 @dataclass
 class OtsuSegmenter(_Thresholder):
-    """Global Otsu threshold of one channel (default: green for nuclei, saturation for cells)."""
+    """Global Otsu threshold of one channel (default: dark in green for nuclei, dark in grey for cells)."""
 
     def segment(self, image: np.ndarray) -> Segmentation:
         values = channel(image, self.channel)
@@ -67,8 +67,8 @@ class OtsuSegmenter(_Thresholder):
 class AdaptiveSegmenter(_Thresholder):
     """Local threshold: each pixel against the Gaussian-weighted mean of its neighbourhood minus ``offset``."""
 
-    block_size: int = 51
-    offset: float = 5.0
+    block_size: int = 101
+    offset: float = 25.0
 
     def segment(self, image: np.ndarray) -> Segmentation:
         if self.block_size < 3 or self.block_size % 2 == 0:

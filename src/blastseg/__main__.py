@@ -1,0 +1,3 @@
+from blastseg.cli import app
+
+app(prog_name="blastseg")

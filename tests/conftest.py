@@ -1,0 +1,41 @@
+"""Shared fixtures: synthetic smear-like images with known label maps, and the real-data path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+BACKGROUND_RGB = (235, 225, 215)
+CYTOPLASM_RGB = (190, 170, 215)
+NUCLEUS_RGB = (90, 50, 150)
+
+
+def disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def synthetic_cell(shape=(96, 96), centre=(48, 48), cell_radius=30, nucleus_radius=15, noise=4, seed=0):
+    """A pale background with one stained cell: returns (RGB uint8 image, label map 0/1/2)."""
+    labels = np.zeros(shape, np.uint8)
+    labels[disc(shape, centre, cell_radius)] = 1
+    labels[disc(shape, centre, nucleus_radius)] = 2
+    palette = np.array([BACKGROUND_RGB, CYTOPLASM_RGB, NUCLEUS_RGB], np.float64)
+    image = palette[labels] + np.random.default_rng(seed).normal(0, noise, (*shape, 3))
+    return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture
+def cell():
+    return synthetic_cell()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "zheng_wbc").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (clone beside ../shared to run)")
+    return SHARED_DATA

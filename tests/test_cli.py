@@ -1,0 +1,88 @@
+"""The command line end to end, through a subprocess as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from blastseg.io import read_mask
+from conftest import synthetic_cell
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "blastseg", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def write_cells(folder, count=3):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image, labels = synthetic_cell(seed=i)
+        Image.fromarray(image).save(folder / f"{i:03d}.bmp")
+        Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(folder / f"{i:03d}.png")
+
+
+def test_segment_writes_mask_and_overlay(tmp_path):
+    write_cells(tmp_path / "in", 2)
+    result = run("segment", tmp_path / "in" / "000.bmp", tmp_path / "in" / "001.bmp", "--method", "kmeans", "--target", "multiclass", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000_mask.png", "000_overlay.png", "001_mask.png", "001_overlay.png"]
+    mask = read_mask(tmp_path / "out" / "000_mask.png")
+    assert set(np.unique(mask)) == {0, 128, 255}
+    assert mask[48, 48] == 255 and mask[48, 48 + 22] == 128 and mask[0, 0] == 0
+
+
+def test_segment_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path):
+    write_cells(tmp_path / "in", 1)
+    image = tmp_path / "in" / "000.bmp"
+    assert run("segment", image, "--out", tmp_path / "out").returncode == 0
+    again = run("segment", image, "--out", tmp_path / "out")
+    assert again.returncode == 2 and "exists" in again.stderr and "--overwrite" in again.stderr
+    assert run("segment", image, "--out", tmp_path / "out", "--overwrite").returncode == 0
+    (tmp_path / "broken.jpg").write_text("not an image")
+    broken = run("segment", tmp_path / "broken.jpg", "--out", tmp_path / "o2")
+    assert broken.returncode == 2
+    assert broken.stderr.strip().count("\n") == 0 and "broken.jpg" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_unknown_names_and_config_keys_list_valid_ones(tmp_path):
+    write_cells(tmp_path / "in", 1)
+    image = tmp_path / "in" / "000.bmp"
+    bad_method = run("segment", image, "--method", "unet", "--out", tmp_path / "o")
+    assert bad_method.returncode == 2 and "valid: adaptive, hsv, kmeans, otsu, watershed" in bad_method.stderr
+    (tmp_path / "c.yaml").write_text("method: otsu\ntreshold: 3\n")
+    bad_key = run("segment", image, "--config", tmp_path / "c.yaml", "--out", tmp_path / "o")
+    assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: method, target, params, preprocess" in bad_key.stderr
+
+
+def test_evaluate_writes_csv_and_summary(tmp_path):
+    write_cells(tmp_path / "data", 3)
+    (tmp_path / "c.yaml").write_text("method: kmeans\ntarget: cell\npreprocess: [{name: median, kernel: 3}]\n")
+    result = run("evaluate", "--data", tmp_path / "data", "--config", tmp_path / "c.yaml", "--out", tmp_path / "ev")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "ev" / "per_image.csv").read_text().splitlines()
+    assert lines[0].startswith("image,group,target,dice,iou,ssim,precision,recall,specificity,accuracy")
+    assert len(lines) == 4
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["config"]["method"] == "kmeans"
+    assert summary["metrics"]["cell"]["all"]["dice"]["n"] == 3
+    assert summary["metrics"]["cell"]["all"]["dice"]["mean"] > 0.95
+    assert "dice" in result.stdout
+
+
+def test_evaluate_sweep_and_errors(tmp_path):
+    write_cells(tmp_path / "data", 2)
+    sweep = run("evaluate", "--data", tmp_path / "data", "--method", "kmeans", "--sweep", "-p", "k_range=[2,3]", "--out", tmp_path / "ev")
+    assert sweep.returncode == 0, sweep.stderr
+    assert "k" in (tmp_path / "ev" / "per_image.csv").read_text().splitlines()[0].split(",")
+    not_kmeans = run("evaluate", "--data", tmp_path / "data", "--method", "otsu", "--sweep", "--out", tmp_path / "ev2")
+    assert not_kmeans.returncode == 2 and "--sweep needs --method kmeans" in not_kmeans.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run("evaluate", "--data", tmp_path / "empty", "--out", tmp_path / "ev3")
+    assert empty.returncode == 2 and "no images found" in empty.stderr
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.returncode == 0 and "segment" in result.stdout and "evaluate" in result.stdout

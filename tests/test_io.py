@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from blastseg.errors import ImageReadError
+from blastseg.io import atomic_path, read_image, read_mask, read_voc, read_xyc, write_csv, write_json, write_png
+
+RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".jpg", ".tif"])
+def test_rgb_round_trip_every_format(tmp_path, suffix):
+    path = tmp_path / f"im{suffix}"
+    big = np.kron(RGB, np.ones((8, 8, 1), np.uint8))  # blocks survive JPEG
+    if suffix == ".tif":
+        tifffile.imwrite(path, big)
+    else:
+        Image.fromarray(big).save(path, quality=100, subsampling=0)
+    out = read_image(path)
+    assert out.dtype == np.uint8 and out.shape == (16, 16, 3)
+    tolerance = 12 if suffix == ".jpg" else 0
+    assert np.abs(out.astype(int) - big.astype(int)).max() <= tolerance
+
+
+def test_grey_becomes_three_equal_channels(tmp_path):
+    Image.fromarray(np.array([[0, 100], [200, 255]], np.uint8)).save(tmp_path / "g.png")
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (2, 2, 3)
+    assert out[1, 0].tolist() == [200, 200, 200]
+
+
+def test_sixteen_bit_scales_to_full_range(tmp_path):
+    tifffile.imwrite(tmp_path / "d.tif", np.array([[0, 65535], [32768, 257]], np.uint16))
+    out = read_image(tmp_path / "d.tif")
+    assert out[..., 0].tolist() == [[0, 255], [128, 1]]
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "d.png")
+    assert read_image(tmp_path / "d.png")[0, :, 0].tolist() == [0, 255]
+
+
+def test_rgba_drops_alpha_and_palette_expands(tmp_path):
+    rgba = np.dstack([RGB, np.full((2, 2), 7, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert np.array_equal(read_image(tmp_path / "a.png"), RGB)
+    Image.fromarray(RGB).convert("P", palette=Image.Palette.ADAPTIVE, colors=4).save(tmp_path / "p.png")
+    assert np.array_equal(read_image(tmp_path / "p.png"), RGB)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image"), "not a readable"),
+    ],
+)
+def test_bad_files_raise_naming_the_file(tmp_path, make, reason):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageReadError, match=reason) as info:
+        read_image(path)
+    assert "bad.png" in str(info.value)
+
+
+def test_truncated_image_is_an_error(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="t.png"):
+        read_image(tmp_path / "t.png")
+
+
+def test_read_mask_grey_and_colour(tmp_path):
+    Image.fromarray(np.array([[0, 128]], np.uint8)).save(tmp_path / "g.png")
+    assert read_mask(tmp_path / "g.png").tolist() == [[0, 128]]
+    Image.fromarray(np.dstack([np.array([[7, 9]], np.uint8)] * 3)).save(tmp_path / "rgbgrey.png")
+    assert read_mask(tmp_path / "rgbgrey.png").shape == (1, 2)
+    Image.fromarray(RGB).save(tmp_path / "c.png")
+    assert read_mask(tmp_path / "c.png").shape == (2, 2, 3)
+
+
+def test_read_xyc(tmp_path):
+    (tmp_path / "Im001_1.xyc").write_text("10 20\n  30\t40.5 \n\n")
+    assert read_xyc(tmp_path / "Im001_1.xyc").tolist() == [[10, 20], [30, 40.5]]
+    (tmp_path / "Im002_0.xyc").write_text("")
+    assert read_xyc(tmp_path / "Im002_0.xyc").shape == (0, 2)
+    (tmp_path / "bad.xyc").write_text("1 2\nx y\n")
+    with pytest.raises(ImageReadError, match="bad.xyc:2"):
+        read_xyc(tmp_path / "bad.xyc")
+
+
+def test_read_voc(tmp_path):
+    (tmp_path / "a.xml").write_text(
+        "<annotation><object><name>WBC</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax>"
+        "<ymax>40</ymax></bndbox></object><object><name>RBC</name><bndbox><xmin>5</xmin><ymin>6</ymin>"
+        "<xmax>7</xmax><ymax>8</ymax></bndbox></object></annotation>"
+    )
+    boxes = read_voc(tmp_path / "a.xml")
+    assert [(b.label, b.xmin, b.ymax) for b in boxes] == [("WBC", 1, 40), ("RBC", 5, 8)]
+    (tmp_path / "b.xml").write_text("<annotation><object>")
+    with pytest.raises(ImageReadError, match="b.xml"):
+        read_voc(tmp_path / "b.xml")
+
+
+def test_writers_are_atomic_and_leave_no_temp_files(tmp_path):
+    write_png(tmp_path / "m.png", np.array([[0, 255]], np.uint8))
+    write_json(tmp_path / "s.json", {"x": np.float32(0.5)})
+    write_csv(tmp_path / "t.csv", [{"a": 1, "b": 0.25}])
+    assert (tmp_path / "t.csv").read_text() == "a,b\n1,0.25\n"
+    assert '"x": 0.5' in (tmp_path / "s.json").read_text()
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "s.json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert '"x": 0.5' in (tmp_path / "s.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "s.json", "t.csv"]
