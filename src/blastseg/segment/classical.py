@@ -159,7 +159,8 @@ class KMeansSegmenter:
         if self.k < 2 or self.k_range[0] < 2 or self.k_range[1] < self.k_range[0]:
             raise ConfigError(f"k-means needs k >= 2 and a range lo <= hi, got k={self.k}, k_range={self.k_range}")
 
-    def _lab(self, image: np.ndarray) -> np.ndarray:
+    def to_lab(self, image: np.ndarray) -> np.ndarray:
+        """The (optionally blurred) image in 8-bit-scaled CIE L*a*b*, as float32."""
         if self.blur > 1:
             image = cv2.GaussianBlur(image, (self.blur, self.blur), 0)
         return cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -174,7 +175,7 @@ class KMeansSegmenter:
         return ids, centers
 
     def segment(self, image: np.ndarray) -> Segmentation:
-        lab = self._lab(image)
+        lab = self.to_lab(image)
         ids, centers = self.cluster(lab, self.k)
         nucleus = clean_mask(ids == 0, self.open_size, self.min_fraction)
         info: dict[str, Any] = {"k": self.k, "centers_lab": centers.round(1).tolist()}
@@ -212,7 +213,7 @@ class KMeansSegmenter:
         if truth.shape != image.shape[:2]:
             raise MaskError(f"ground truth {truth.shape} does not match image {image.shape[:2]}")
         truth = truth.astype(bool)
-        lab = self._lab(image)
+        lab = self.to_lab(image)
         table, masks = [], []
         for k in range(self.k_range[0], self.k_range[1] + 1):
             ids, _ = self.cluster(lab, k)
