@@ -79,6 +79,15 @@ def test_read_mask_grey_and_colour(tmp_path):
     assert read_mask(tmp_path / "c.png").shape == (2, 2, 3)
 
 
+def test_sixteen_bit_label_mask_keeps_its_values_and_float_images_scale(tmp_path):
+    tifffile.imwrite(tmp_path / "m.tif", np.array([[0, 1, 2]], np.uint16))
+    assert read_mask(tmp_path / "m.tif").tolist() == [[0, 1, 2]]
+    tifffile.imwrite(tmp_path / "f.tif", np.array([[0.0, 0.5, 1.0]], np.float32))
+    assert read_image(tmp_path / "f.tif")[0, :, 0].tolist() == [0, 128, 255]
+    tifffile.imwrite(tmp_path / "f255.tif", np.array([[0.0, 127.5, 255.0]], np.float32))
+    assert read_image(tmp_path / "f255.tif")[0, :, 0].tolist() == [0, 128, 255]
+
+
 def test_read_xyc(tmp_path):
     (tmp_path / "Im001_1.xyc").write_text("10 20\n  30\t40.5 \n\n")
     assert read_xyc(tmp_path / "Im001_1.xyc").tolist() == [[10, 20], [30, 40.5]]

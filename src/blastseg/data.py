@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +101,6 @@ class Sample:
     boxes: list[Box] | None = None
     encoding: str = "auto"
     group: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:

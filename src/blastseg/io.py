@@ -36,7 +36,7 @@ def _check_file(path: Path) -> None:
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale an integer or float array to uint8 (16-bit by its dtype range, floats by 0..1)."""
+    """Scale to uint8: integers by their dtype's range, floats as 0..1 (or 0..max when max > 1)."""
     if array.dtype == np.uint8:
         return array
     if array.dtype == bool:
@@ -44,7 +44,9 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     if np.issubdtype(array.dtype, np.integer):
         top = np.iinfo(array.dtype).max
         return np.round(array.astype(np.float64) * 255.0 / top).clip(0, 255).astype(np.uint8)
-    return np.round(np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    values = array.astype(np.float64)
+    top = max(1.0, float(np.nanmax(values))) if values.size else 1.0
+    return np.round(np.clip(np.nan_to_num(values) / top, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _to_rgb(array: np.ndarray) -> np.ndarray:
@@ -92,9 +94,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask file as ``uint8``: HxW for grey masks, HxWx3 for colour-coded masks."""
+    """Read a mask file as ``uint8``: HxW for grey masks, HxWx3 for colour-coded masks.
+
+    Integer masks whose values fit in 0..255 keep their values whatever the file's bit depth
+    (a 16-bit label mask of 0/1/2 stays 0/1/2); wider ones are scaled like images.
+    """
     path = Path(path)
-    array = _to_uint8(_read_raw(path))
+    raw = _read_raw(path)
+    fits = np.issubdtype(raw.dtype, np.integer) and raw.size and 0 <= raw.min() and raw.max() <= 255
+    array = raw.astype(np.uint8) if fits else _to_uint8(raw)
     if array.ndim == 3:
         if array.shape[2] == 4:
             array = array[..., :3]
