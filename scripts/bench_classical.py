@@ -54,14 +54,19 @@ def bench_methods(zheng: Path) -> list[dict]:
     return rows
 
 
+def mosaic(arrays: list[np.ndarray], columns: int) -> np.ndarray:
+    """Tile equally sized arrays row by row, ``columns`` to a row."""
+    rows = [np.concatenate(arrays[start : start + columns], axis=1) for start in range(0, len(arrays), columns)]
+    return np.concatenate(rows, axis=0)
+
+
 def tiled_field(zheng: Path) -> tuple[np.ndarray, np.ndarray]:
     """A 2592x1944 mosaic of Dataset2 crops (300x300) and its nucleus truth."""
     samples = scan_dataset(zheng / "Dataset2")
-    rows_needed, cols_needed = -(-FIELD_SHAPE[0] // 300), -(-FIELD_SHAPE[1] // 300)
-    tiles = [samples[i % len(samples)].load() for i in range(rows_needed * cols_needed)]
-    image = np.concatenate([np.concatenate([t[0] for t in tiles[r * cols_needed:(r + 1) * cols_needed]], 1) for r in range(rows_needed)], 0)
-    labels = np.concatenate([np.concatenate([t[1] for t in tiles[r * cols_needed:(r + 1) * cols_needed]], 1) for r in range(rows_needed)], 0)
-    return image[: FIELD_SHAPE[0], : FIELD_SHAPE[1]], labels[: FIELD_SHAPE[0], : FIELD_SHAPE[1]] == 2
+    rows, columns = -(-FIELD_SHAPE[0] // 300), -(-FIELD_SHAPE[1] // 300)
+    images, labels = zip(*(samples[i % len(samples)].load() for i in range(rows * columns)))
+    crop = (slice(0, FIELD_SHAPE[0]), slice(0, FIELD_SHAPE[1]))
+    return mosaic(list(images), columns)[crop], mosaic(list(labels), columns)[crop] == 2
 
 
 def bench_sweep(zheng: Path, repeats: int) -> dict:

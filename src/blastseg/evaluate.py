@@ -55,6 +55,7 @@ def summarise(rows: Sequence[dict]) -> dict:
     summary: dict = {}
     for name in dict.fromkeys(row["target"] for row in rows):
         of_target = [row for row in rows if row["target"] == name]
-        groups = {g: aggregate([r for r in of_target if r["group"] == g], METRICS) for g in dict.fromkeys(r["group"] for r in of_target)}
+        group_names = dict.fromkeys(row["group"] for row in of_target)
+        groups = {g: aggregate([row for row in of_target if row["group"] == g], METRICS) for g in group_names}
         summary[name] = {"all": aggregate(of_target, METRICS), "groups": groups}
     return summary
