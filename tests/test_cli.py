@@ -27,7 +27,11 @@ def test_segment_writes_mask_and_overlay(tmp_path):
     write_cells(tmp_path / "in", 2)
     result = run("segment", tmp_path / "in" / "000.bmp", tmp_path / "in" / "001.bmp", "--method", "kmeans", "--target", "multiclass", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000_mask.png", "000_overlay.png", "001_mask.png", "001_overlay.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "000_instances.tif", "000_mask.png", "000_overlay.png", "001_instances.tif", "001_mask.png", "001_overlay.png", "cells.csv",
+    ]
+    rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("000.bmp,1,48")  # one cell per image, centred at x = 48
     mask = read_mask(tmp_path / "out" / "000_mask.png")
     assert set(np.unique(mask)) == {0, 128, 255}
     assert mask[48, 48] == 255 and mask[48, 48 + 22] == 128 and mask[0, 0] == 0
@@ -86,3 +90,16 @@ def test_evaluate_sweep_and_errors(tmp_path):
 def test_help_lists_commands():
     result = run("--help")
     assert result.returncode == 0 and "segment" in result.stdout and "evaluate" in result.stdout
+
+
+def test_predict_with_the_bundled_model_on_the_bundled_field(tmp_path):
+    from blastseg import example_image_path
+
+    result = run("predict", example_image_path(), "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    mask = read_mask(tmp_path / "out" / "example_field_mask.png")
+    assert mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 128, 255}
+    rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()[1:]
+    assert len(rows) >= 1 and all(int(row.split(",")[-1]) > 0 for row in rows)  # every cell has a nucleus
+    missing = run("predict", example_image_path(), "--checkpoint", tmp_path / "nowhere", "--out", tmp_path / "o2")
+    assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,11 +1,19 @@
 """Bars measured on the shared Zheng data; skipped when ../shared/data is absent."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from blastseg.config import load_config
 from blastseg.data import scan_dataset
+from blastseg.dataset import select, split_samples
 from blastseg.evaluate import evaluate_segmenter
 from blastseg.segment import create_segmenter
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.train_config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -38,3 +46,27 @@ def test_bccd_field_reads_with_boxes(shared_data):
     assert image.shape == (480, 640, 3) and labels is None
     assert any(box.label == "WBC" for box in samples[0].boxes)
     assert np.all([b.xmax > b.xmin for b in samples[0].boxes])
+
+
+def test_bundled_model_meets_the_bars_on_its_held_out_test_part(shared_data):
+    """The default model's own test split (configs/default_model.yaml, seed 0), never trained on."""
+    config = load_config(REPO / "configs" / "default_model.yaml", TrainConfig)
+    samples = scan_dataset(shared_data / "zheng_wbc")
+    test = select(samples, split_samples(samples, config.data.split, config.data.seed)["test"])
+    _, summary = evaluate_segmenter(test, DeepSegmenter.load(device="cpu"), "multiclass")
+    for group in ("Dataset1", "Dataset2"):
+        assert summary["nucleus"]["groups"][group]["dice"]["mean"] >= 0.96
+        assert summary["cell"]["groups"][group]["dice"]["mean"] >= 0.95
+    assert summary["nucleus"]["groups"]["Dataset2"]["dice"]["n"] == 12
+
+
+def test_smoke_recipe_trains_through_the_cli(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "blastseg", "train", "--config", "configs/smoke.yaml", "--out", tmp_path / "smoke"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "smoke" / "best.safetensors").is_file() and (tmp_path / "smoke" / "test_metrics.json").is_file()

@@ -5,21 +5,31 @@ Notebook users import every step from here::
     import blastseg
     image = blastseg.read_image("smear.jpg")
     result = blastseg.create_segmenter("kmeans", target="multiclass").segment(image)
+    result = blastseg.DeepSegmenter.load().segment(image)  # the bundled network
 """
 
 from importlib.resources import files
 from pathlib import Path
 
+from blastseg.cells import cell_rows
+from blastseg.config import load_config
 from blastseg.data import MASK_ENCODINGS, Sample, decode_mask, scan_dataset
 from blastseg.errors import BlastsegError
 from blastseg.evaluate import evaluate_segmenter
 from blastseg.io import read_image, read_mask, read_voc, read_xyc
 from blastseg.labels import TARGETS, target_mask
+from blastseg.losses import LOSSES, build_loss
 from blastseg.metrics import METRICS, aggregate, segmentation_metrics
 from blastseg.pipeline import segment_files
+from blastseg.postprocess import cell_instances
 from blastseg.preprocess import STEPS, Pipeline
 from blastseg.report import mask_image, overlay
 from blastseg.segment import SEGMENTERS, Segmentation, create_segmenter
+from blastseg.segment.checkpoint import load_checkpoint, save_checkpoint
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.segment.models import MODELS, ModelSpec, create_model
+from blastseg.train import cross_validate, train
+from blastseg.train_config import TrainConfig
 
 __version__ = "0.1.0"
 
@@ -30,9 +40,10 @@ def example_image_path() -> Path:
 
 
 __all__ = [
-    "MASK_ENCODINGS", "METRICS", "SEGMENTERS", "STEPS", "TARGETS",
-    "BlastsegError", "Pipeline", "Sample", "Segmentation",
-    "aggregate", "create_segmenter", "decode_mask", "evaluate_segmenter", "example_image_path",
-    "mask_image", "overlay", "read_image", "read_mask", "read_voc", "read_xyc",
-    "scan_dataset", "segment_files", "segmentation_metrics", "target_mask",
+    "LOSSES", "MASK_ENCODINGS", "METRICS", "MODELS", "SEGMENTERS", "STEPS", "TARGETS",
+    "BlastsegError", "DeepSegmenter", "ModelSpec", "Pipeline", "Sample", "Segmentation", "TrainConfig",
+    "aggregate", "build_loss", "cell_instances", "cell_rows", "create_model", "create_segmenter",
+    "cross_validate", "decode_mask", "evaluate_segmenter", "example_image_path", "load_checkpoint", "load_config",
+    "mask_image", "overlay", "read_image", "read_mask", "read_voc", "read_xyc", "save_checkpoint",
+    "scan_dataset", "segment_files", "segmentation_metrics", "target_mask", "train",
 ]

@@ -22,11 +22,15 @@ from blastseg.labels import check_target
 from blastseg.pipeline import segment_files
 from blastseg.preprocess import Pipeline
 from blastseg.segment import create_segmenter
+from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.train import Monitor, cross_validate, train
+from blastseg.train_config import TrainConfig
 
 app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True)
 console = Console(stderr=True)
 
-INPUT, METHOD, OUTPUT = "Input", "Method", "Output"
+INPUT, METHOD, MODEL, OUTPUT, HARDWARE = "Input", "Method", "Model", "Output", "Hardware"
 
 
 def friendly_errors(command):
@@ -99,7 +103,97 @@ def segment(
             images, segmenter, cfg.target, out, Pipeline.from_config(cfg.preprocess), overwrite,
             on_done=lambda *_: progress.advance(task),
         )
-    console.print(f"wrote {sum(len(w) for w in written)} files for {len(written)} image(s) to {out}")
+    console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
+
+
+CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Run folder, NAME.safetensors/NAME.json, or 'default' (the bundled model).", rich_help_panel=MODEL)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.", rich_help_panel=HARDWARE)]
+TileOpt = Annotated[int, typer.Option("--tile-size", help="Images larger than this go through overlapping tiles.", rich_help_panel=HARDWARE)]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images or tiles per forward pass.", rich_help_panel=HARDWARE)]
+TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over flips (4x slower).", rich_help_panel=MODEL)]
+
+
+@app.command()
+@friendly_errors
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files of any size (jpg, png, bmp, tif).", show_default=False)],
+    checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for masks, overlays, instances and cells.csv.", rich_help_panel=OUTPUT)] = Path("blastseg_out"),
+    threshold: Annotated[Optional[float], typer.Option(help="Probability threshold (default: the model's).", rich_help_panel=MODEL)] = None,
+    tta: TtaOpt = False,
+    min_cell_area: Annotated[int, typer.Option(help="Smaller cell components are dropped (pixels).", rich_help_panel=OUTPUT)] = 100,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+    tile_size: TileOpt = 512,
+    batch_size: BatchOpt = 4,
+) -> None:
+    """Segment images with a trained network (the bundled model unless --checkpoint is given)."""
+    segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
+    with progress_bar() as progress:
+        task = progress.add_task(f"{segmenter.card.model.name} {segmenter.card.output}", total=len(images))
+        written = segment_files(
+            images, segmenter, segmenter.target, out, overwrite=overwrite, batch_size=batch_size,
+            min_cell_area=min_cell_area, on_done=lambda *_: progress.advance(task),
+        )
+    console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
+
+
+class ProgressMonitor(Monitor):
+    """A rich progress bar per epoch with the running loss, and a line per epoch with val Dice."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.task, self.label, self.losses = progress, None, "", []
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.label, self.losses = f"epoch {epoch}/{epochs}", []
+        self.task = self.progress.add_task(self.label, total=steps)
+
+    def step(self, loss: float) -> None:
+        self.losses.append(loss)
+        mean = sum(self.losses) / len(self.losses)
+        self.progress.update(self.task, advance=1, description=f"{self.label} loss {mean:.4f}")
+
+    def epoch_end(self, record: dict) -> None:
+        dice = " ".join(f"{k.removeprefix('val_dice_')} {v:.4f}" for k, v in record.items() if k.startswith("val_dice_"))
+        self.progress.console.print(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}, val Dice {record['val_dice']:.4f} ({dice}), lr {record['lr']:.2g}")
+
+
+@app.command("train")
+@friendly_errors
+def train_command(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML training recipe (see configs/unet.yaml).", rich_help_panel=INPUT)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/CONFIG_NAME).", rich_help_panel=OUTPUT)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.", rich_help_panel=OUTPUT)] = False,
+    folds: Annotated[int, typer.Option("--folds", help="K-fold cross-validation (0: one seeded train/val/test split).", rich_help_panel=INPUT)] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Train a U-Net, UNet++ or EfficientNet-U-Net; best weights and test scores go to the run folder."""
+    if config is None and not resume:
+        raise ConfigError("give --config RECIPE.yaml (or --resume --out RUN to continue a run)")
+    if out is None:
+        if config is None:
+            raise ConfigError("--resume needs --out RUN, the folder of the run to continue")
+        out = Path("runs") / config.stem
+    cfg = load_config(config, TrainConfig) if config else None
+    with progress_bar() as progress:
+        monitor = ProgressMonitor(progress)
+        try:
+            if folds:
+                result = cross_validate(cfg, out, folds, overwrite, monitor)
+            else:
+                result = train(cfg, out, resume=resume, overwrite=overwrite, monitor=monitor)
+        except KeyboardInterrupt:
+            console.print(f"interrupted; continue with: blastseg train --resume --out {out}")
+            raise typer.Exit(130) from None
+    if folds:
+        for target, metrics in result["test"].items():
+            console.print(f"{target}: Dice {metrics['dice']['mean']:.4f} +- {metrics['dice']['std']:.4f} over {folds} folds")
+    else:
+        console.print(f"stopped by {result['stopped']} after {result['epochs']} epochs; best epoch {result['best_epoch']}")
+        print_summary(result["test"])
+    console.print(f"run folder: {out}")
 
 
 @app.command()
@@ -113,12 +207,20 @@ def evaluate(
     target: TargetOpt = None,
     param: ParamOpt = [],
     sweep: Annotated[bool, typer.Option("--sweep", help="k-means only: choose k and clusters with the ground truth.", rich_help_panel=METHOD)] = False,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Score a trained network (run folder, checkpoint file or 'default') instead of a classical method.", rich_help_panel=MODEL)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for per_image.csv and summary.json.", rich_help_panel=OUTPUT)] = Path("blastseg_eval"),
     overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+    tile_size: TileOpt = 512,
+    tta: TtaOpt = False,
 ) -> None:
-    """Score a classical method against a dataset's masks: Dice, IoU, SSIM and more."""
-    cfg = resolve_config(config, method, target, param)
-    segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
+    """Score a classical method or a trained network against a dataset's masks: Dice, IoU, SSIM and more."""
+    if checkpoint:
+        segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, tta=tta)
+        cfg = SegmentConfig(method=f"checkpoint:{checkpoint}", target=segmenter.target)
+    else:
+        cfg = resolve_config(config, method, target, param)
+        segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
     if sweep and not hasattr(segmenter, "sweep"):
         raise ConfigError(f"--sweep needs --method kmeans, not {cfg.method!r}")
     files = [out / "per_image.csv", out / "summary.json"]

@@ -42,11 +42,22 @@ class SegmentConfig(_Strict):
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
 
 
+def _section(model: type[BaseModel], path: tuple) -> type[BaseModel]:
+    """The nested model that a location inside ``model`` points into."""
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    return model
+
+
 def _explain(error: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
-        valid = ", ".join(model.model_fields)
+        valid = ", ".join(_section(model, first["loc"][:-1]).model_fields)
         return ConfigError(f"{source}: unknown key {where!r}; valid keys: {valid}")
     return ConfigError(f"{source}: {where}: {first['msg']}")
 

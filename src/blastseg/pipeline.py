@@ -7,11 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from blastseg.cells import COLUMNS, cell_rows
 from blastseg.errors import OutputExistsError
-from blastseg.io import read_image, write_png, write_tiff
+from blastseg.io import read_image, write_csv, write_png, write_tiff
+from blastseg.postprocess import cell_instances
 from blastseg.preprocess import Pipeline
 from blastseg.report import mask_image, overlay
 from blastseg.segment import Segmentation
+
+CELLS_CSV = "cells.csv"
 
 
 def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
@@ -23,6 +27,12 @@ def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
     }
 
 
+def _segment_chunk(segmenter, images: list[np.ndarray]) -> list[Segmentation]:
+    if hasattr(segmenter, "segment_many"):
+        return segmenter.segment_many(images)
+    return [segmenter.segment(image) for image in images]
+
+
 def segment_files(
     images: Sequence[str | Path],
     segmenter,
@@ -31,36 +41,48 @@ def segment_files(
     preprocess: Pipeline | None = None,
     overwrite: bool = False,
     on_done: Callable[[Path, Segmentation], None] | None = None,
+    batch_size: int = 1,
+    min_cell_area: int = 100,
 ) -> list[dict[str, Path]]:
-    """Segment each image file and write ``NAME_mask.png``, ``NAME_overlay.png`` and, when the
-    segmenter separates objects, ``NAME_instances.tif`` into ``out_dir``.
+    """Segment each image file and write into ``out_dir``: ``NAME_mask.png``, ``NAME_overlay.png``,
+    ``NAME_instances.tif`` (when cells were found) and one ``cells.csv`` for all images.
 
-    Every input is checked and every output name is checked for clashes before anything is
-    written, so a bad file in the middle of a list does not leave half a result.
+    Cells are the connected components of the cell mask of at least ``min_cell_area`` pixels
+    (or the segmenter's own instances). Segmenters with ``segment_many`` get ``batch_size``
+    images at a time. Every input is checked and every output name is checked for clashes
+    before anything is written, so a bad file in the middle of a list does not leave half a result.
     """
     out_dir = Path(out_dir)
     images = [Path(p) for p in images]
     _refuse_clashes(images, out_dir, overwrite)
     preprocess = preprocess or Pipeline()
-    written = []
-    for path in images:
-        image = read_image(path)
-        result = segmenter.segment(preprocess(image))
-        paths = output_paths(path, out_dir)
-        write_png(paths["mask"], mask_image(result.labels, target))
-        write_png(paths["overlay"], overlay(image, result.labels))
-        if result.instances is not None and result.instances.max() > 0:
-            write_tiff(paths["instances"], result.instances.astype(np.uint16))
-        else:
-            paths.pop("instances")
-        written.append(paths)
-        if on_done:
-            on_done(path, result)
+    written, rows = [], []
+    for first in range(0, len(images), batch_size):
+        paths_in = images[first : first + batch_size]
+        originals = [read_image(path) for path in paths_in]
+        results = _segment_chunk(segmenter, [preprocess(image) for image in originals])
+        for path, image, result in zip(paths_in, originals, results):
+            paths = output_paths(path, out_dir)
+            write_png(paths["mask"], mask_image(result.labels, target))
+            write_png(paths["overlay"], overlay(image, result.labels))
+            if result.instances is None:
+                result.instances = cell_instances(result.labels, min_cell_area)
+            if result.instances.max() > 0:
+                write_tiff(paths["instances"], result.instances.astype(np.uint16))
+            else:
+                paths.pop("instances")
+            rows += cell_rows(path.name, result.labels, result.instances)
+            written.append(paths)
+            if on_done:
+                on_done(path, result)
+    write_csv(out_dir / CELLS_CSV, rows, COLUMNS)
     return written
 
 
 def _refuse_clashes(images: Iterable[Path], out_dir: Path, overwrite: bool) -> None:
     stems: dict[str, Path] = {}
+    if not overwrite and (out_dir / CELLS_CSV).exists():
+        raise OutputExistsError(f"{out_dir / CELLS_CSV} exists; choose another --out or pass --overwrite")
     for path in images:
         if path.stem in stems:
             raise OutputExistsError(f"{path} and {stems[path.stem]} would write the same output names")

@@ -1,0 +1,102 @@
+"""Deep segmentation networks by name, built with segmentation-models-pytorch.
+
+Every network starts from random weights (there is no network access at run time);
+``encoder_weights_path`` loads a local state dict into the encoder.
+
+>>> spec = ModelSpec(name="unet", encoder="resnet18", depth=3, decoder_channels=[32, 16, 8], classes=2)
+>>> model = create_model(spec)
+>>> tuple(model(torch.zeros(1, 3, 32, 32)).shape)
+(1, 2, 32, 32)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from blastseg.errors import ConfigError, lookup
+
+# name → (smp architecture, default encoder)
+MODELS: dict[str, tuple[str, str]] = {
+    "unet": ("Unet", "resnet18"),
+    "unetplusplus": ("UnetPlusPlus", "resnet18"),
+    "effunet": ("Unet", "efficientnet-b0"),
+}
+
+
+class ModelSpec(BaseModel):
+    """Everything needed to rebuild a network (saved beside its weights)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "unet"
+    encoder: str | None = Field(default=None, description="smp encoder name; default depends on the model")
+    depth: int = Field(default=5, ge=1, le=5)
+    decoder_channels: list[int] | None = None
+    in_channels: int = 3
+    classes: int = 1
+    encoder_weights_path: str | None = None
+
+    def resolved(self) -> ModelSpec:
+        """A copy with the registry defaults filled in (what a checkpoint records)."""
+        _, default_encoder = lookup(MODELS, self.name, "model")
+        channels = self.decoder_channels or [256, 128, 64, 32, 16][5 - self.depth :]
+        return self.model_copy(update={"encoder": self.encoder or default_encoder, "decoder_channels": channels})
+
+
+def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
+    """Build the network ``spec`` describes, with the encoder weights file loaded if one is named."""
+    spec = (spec if isinstance(spec, ModelSpec) else ModelSpec.model_validate(spec)).resolved()
+    arch, _ = MODELS[spec.name]
+    if len(spec.decoder_channels) != spec.depth:
+        raise ConfigError(f"decoder_channels needs {spec.depth} values (one per depth level), got {spec.decoder_channels}")
+    try:
+        model = smp.create_model(
+            arch,
+            encoder_name=spec.encoder,
+            encoder_weights=None,
+            encoder_depth=spec.depth,
+            decoder_channels=spec.decoder_channels,
+            in_channels=spec.in_channels,
+            classes=spec.classes,
+        )
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"cannot build {spec.name} with encoder {spec.encoder!r}: {error}") from None
+    if spec.encoder_weights_path:
+        load_encoder_weights(model, spec.encoder_weights_path)
+    return model
+
+
+def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a local state dict (``.safetensors`` or a plain tensor ``.pt``/``.pth``) into the encoder.
+
+    Keys may carry an ``encoder.`` prefix (a whole-model state dict) or not.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"encoder weights {path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
+        raise ConfigError(f"encoder weights {path}: cannot read ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"encoder weights {path}: expected a state dict of tensors")
+    state = {key.removeprefix("encoder."): value for key, value in state.items()}
+    try:
+        model.encoder.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise ConfigError(f"encoder weights {path} do not fit this encoder: {first}") from None
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,64 @@
+"""What a network's output channels mean, and the conversions to and from label maps.
+
+- ``nucleus`` or ``cell``: one sigmoid channel;
+- ``cell+nucleus``: two sigmoid channels (cell, nucleus);
+- ``multiclass``: three softmax channels (background, cytoplasm, nucleus).
+
+>>> labels = np.array([[0, 1, 2]], np.uint8)
+>>> encode_target(labels, "cell+nucleus").tolist()
+[[[0.0, 1.0, 1.0]], [[0.0, 0.0, 1.0]]]
+>>> decode_probabilities(encode_target(labels, "cell+nucleus"), "cell+nucleus").tolist()
+[[0, 1, 2]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blastseg.errors import lookup
+from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
+
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "nucleus": ("nucleus",),
+    "cell": ("cell",),
+    "cell+nucleus": ("cell", "nucleus"),
+    "multiclass": ("background", "cytoplasm", "nucleus"),
+}
+
+
+def output_channels(output: str) -> int:
+    return len(lookup(OUTPUTS, output, "model output"))
+
+
+def is_multiclass(output: str) -> bool:
+    return lookup(OUTPUTS, output, "model output") == OUTPUTS["multiclass"]
+
+
+def label_target(output: str) -> str:
+    """The label-map target (``nucleus``, ``cell`` or ``multiclass``) an output produces."""
+    return output if output in ("nucleus", "cell") else "multiclass"
+
+
+def encode_target(labels: np.ndarray, output: str) -> np.ndarray:
+    """Training target of a label map: C x H x W float32 for sigmoid outputs, H x W int64 for multiclass."""
+    if is_multiclass(output):
+        return labels.astype(np.int64)
+    planes = {"cell": labels > BACKGROUND, "nucleus": labels == NUCLEUS}
+    return np.stack([planes[name] for name in OUTPUTS[output]]).astype(np.float32)
+
+
+def decode_probabilities(probabilities: np.ndarray, output: str, threshold: float = 0.5) -> np.ndarray:
+    """C x H x W probabilities → ``uint8`` label map (0 background, 1 cytoplasm, 2 nucleus).
+
+    For ``cell+nucleus`` a nucleus pixel counts as cell too, so the nucleus always lies inside
+    the cell.
+    """
+    if is_multiclass(output):
+        return probabilities.argmax(axis=0).astype(np.uint8)
+    labels = np.zeros(probabilities.shape[1:], np.uint8)
+    above = {name: probabilities[i] > threshold for i, name in enumerate(OUTPUTS[output])}
+    if "cell" in above:
+        labels[above["cell"]] = CYTOPLASM
+    if "nucleus" in above:
+        labels[above["nucleus"]] = NUCLEUS
+    return labels

@@ -1,0 +1,91 @@
+"""The training recipe: one YAML file, validated section by section.
+
+>>> cfg = TrainConfig.model_validate({"data": {"path": "data"}, "model": {"name": "unetplusplus"}})
+>>> cfg.model.name, cfg.output, cfg.optim.lr
+('unetplusplus', 'cell+nucleus', 0.0001)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from blastseg.augment import AugmentConfig
+from blastseg.losses import build_loss
+from blastseg.preprocess import Pipeline
+from blastseg.segment.models import MODELS, ModelSpec
+from blastseg.segment.outputs import OUTPUTS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    path: str = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
+    layout: str = "auto"
+    mask_encoding: str | None = None
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    crop_size: int = Field(default=160, ge=32, description="square training crop; multiple of 32")
+    preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("crop_size")
+    @classmethod
+    def _multiple_of_32(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError(f"must be a multiple of 32, got {value}")
+        return value
+
+    @field_validator("preprocess")
+    @classmethod
+    def _valid_steps(cls, value: list) -> list:
+        Pipeline.from_config(value)  # raises a ConfigError naming the valid steps
+        return value
+
+
+class OptimConfig(_Strict):
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_patience: int = Field(default=5, ge=0, description="epochs without a better val Dice before the LR drops")
+    lr_factor: float = Field(default=0.5, gt=0, lt=1)
+    patience: int = Field(default=15, ge=1, description="early stopping: epochs without a better val Dice")
+    max_minutes: float | None = Field(default=None, gt=0, description="stop after this much training time")
+    steps_per_epoch: int | None = Field(default=None, ge=1, description="batches per epoch (default: one pass)")
+    device: str = "auto"
+    amp: bool = Field(default=True, description="mixed precision (CUDA only)")
+    seed: int = 0
+
+
+class TrainConfig(_Strict):
+    """A complete training recipe (``blastseg train --config``)."""
+
+    data: DataConfig
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    output: Literal["nucleus", "cell", "cell+nucleus", "multiclass"] = "cell+nucleus"
+    loss: str | dict[str, Any] | list[str | dict[str, Any]] = "bce_dice"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: ModelSpec) -> ModelSpec:
+        if value.name not in MODELS:
+            raise ValueError(f"unknown model {value.name!r}; valid: {', '.join(MODELS)}")
+        if value.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 3 (RGB) or 1 (the mean of the three), got {value.in_channels}")
+        return value
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: Any) -> Any:
+        build_loss(value, multiclass=False)  # raises a ConfigError naming the valid losses
+        return value
+
+    def model_spec(self) -> ModelSpec:
+        """The network spec with the output's channel count and registry defaults filled in."""
+        return self.model.model_copy(update={"classes": len(OUTPUTS[self.output])}).resolved()
