@@ -1,5 +1,6 @@
 """The command line end to end, through a subprocess as a user runs it."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def test_predict_with_the_bundled_model_on_the_bundled_field(tmp_path):
     assert result.returncode == 0, result.stderr
     mask = read_mask(tmp_path / "out" / "example_field_mask.png")
     assert mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 128, 255}
-    rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()[1:]
-    assert len(rows) >= 1 and all(int(row.split(",")[-1]) > 0 for row in rows)  # every cell has a nucleus
+    rows = list(csv.DictReader((tmp_path / "out" / "cells.csv").open()))
+    assert len(rows) >= 1 and all(int(row["nucleus_area"]) > 0 for row in rows)  # every cell has a nucleus
     missing = run("predict", example_image_path(), "--checkpoint", tmp_path / "nowhere", "--out", tmp_path / "o2")
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr

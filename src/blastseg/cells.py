@@ -1,34 +1,116 @@
-"""The cells table: one row per cell instance, with where it is and how big it and its nucleus are.
+"""The cells table: one row per cell instance, and fixed-size crops around each cell.
+
+Columns, in order: ``image, cell_id, x, y`` (centroid, pixels), the bounding box ``bbox_x0,
+bbox_y0`` (inclusive) ``bbox_x1, bbox_y1`` (exclusive), ``area, perimeter, circularity``
+(4 pi area / perimeter^2, Crofton perimeter: near 1 for a disc), ``solidity, eccentricity, nucleus_area, nc_ratio``
+(nucleus area / cell area), ``touches_border``, the cell's mean ``r, g, b`` and ``h, s, v`` (HSV,
+OpenCV ranges: h 0-179), and GLCM texture of its grey levels (scikit-image; 32 levels, distance 1,
+mean over 4 directions, pixels outside the cell excluded): ``glcm_contrast, glcm_dissimilarity,
+glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``.
 
 >>> labels = np.zeros((6, 6), np.uint8); labels[1:5, 1:5] = 1; labels[2:4, 2:4] = 2
->>> instances = (labels > 0).astype(np.int32)
->>> row = cell_rows("a.png", labels, instances)[0]
->>> row["x"], row["y"], row["area"], row["nucleus_area"], (row["bbox_x0"], row["bbox_x1"])
-(2.5, 2.5, 16, 4, (1, 5))
+>>> image = np.full((6, 6, 3), 200, np.uint8)
+>>> row = cell_rows("a.png", image, labels, (labels > 0).astype(np.int32))[0]
+>>> row["x"], row["y"], row["area"], row["nucleus_area"], row["nc_ratio"], (row["bbox_x0"], row["bbox_x1"])
+(2.5, 2.5, 16, 4, 0.25, (1, 5))
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
 from blastseg.labels import NUCLEUS
 
-COLUMNS = ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area", "nucleus_area")
+GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
+GLCM_LEVELS = 32
+COLUMNS = (
+    "image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+    "area", "perimeter", "circularity", "solidity", "eccentricity", "nucleus_area", "nc_ratio", "touches_border",
+    "r", "g", "b", "h", "s", "v",
+    *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
+)
 
 
-def cell_rows(image_name: str, labels: np.ndarray, instances: np.ndarray) -> list[dict]:
-    """One row per instance: centroid (x, y), bounding box (x0, y0 inclusive; x1, y1 exclusive),
-    area and nucleus area in pixels."""
+def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """GLCM texture of the ``mask`` pixels of a ``uint8`` grey image (pairs leaving the mask ignored).
+
+    >>> flat = glcm_features(np.full((8, 8), 100, np.uint8), np.ones((8, 8), bool))
+    >>> flat["glcm_contrast"], flat["glcm_homogeneity"], flat["glcm_energy"]
+    (0.0, 1.0, 1.0)
+    """
+    # levels 1..GLCM_LEVELS-1 inside the mask, 0 outside; pairs with a 0 are then dropped
+    quantised = np.where(mask, 1 + (grey.astype(np.int32) * (GLCM_LEVELS - 1)) // 256, 0).astype(np.uint8)
+    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
+    matrix = graycomatrix(quantised, [1], angles, levels=GLCM_LEVELS, symmetric=True).astype(np.float64)
+    matrix[0, :] = 0
+    matrix[:, 0] = 0
+    if matrix.sum() == 0:  # a cell one pixel wide has no pairs
+        return {f"glcm_{p.lower()}": 0.0 for p in GLCM_PROPERTIES}
+    features = {}
+    for prop in GLCM_PROPERTIES:
+        values = graycoprops(matrix[1:, 1:], prop)[0]
+        features[f"glcm_{prop.lower()}"] = float(np.mean(values[matrix[1:, 1:].sum(axis=(0, 1))[0] > 0]))
+    return features
+
+
+def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> list[dict]:
+    """One row per instance of ``instances`` with the columns in :data:`COLUMNS`."""
     rows = []
     nucleus = labels == NUCLEUS
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    height, width = labels.shape
     for region in regionprops(instances):
         y0, x0, y1, x1 = region.bbox
         cy, cx = region.centroid
-        inside = nucleus[y0:y1, x0:x1] & region.image
+        inside = region.image
+        area = int(region.area)
+        nucleus_area = int((nucleus[y0:y1, x0:x1] & inside).sum())
+        perimeter = float(region.perimeter_crofton)  # unbiased for round shapes, unlike 4-neighbour counts
+        rgb = image[y0:y1, x0:x1][inside].mean(axis=0)
+        hsv_mean = hsv[y0:y1, x0:x1][inside].mean(axis=0)
         rows.append({
             "image": image_name, "cell_id": region.label, "x": round(float(cx), 2), "y": round(float(cy), 2),
             "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-            "area": int(region.area), "nucleus_area": int(inside.sum()),
+            "area": area, "perimeter": round(perimeter, 2),
+            "circularity": 4 * np.pi * area / perimeter**2 if perimeter else 0.0,
+            "solidity": float(region.solidity), "eccentricity": float(region.eccentricity),
+            "nucleus_area": nucleus_area, "nc_ratio": nucleus_area / area,
+            "touches_border": bool(y0 == 0 or x0 == 0 or y1 == height or x1 == width),
+            **dict(zip("rgb", map(float, rgb))), **dict(zip("hsv", map(float, hsv_mean))),
+            **glcm_features(grey[y0:y1, x0:x1], inside),
         })
     return rows
+
+
+def crop_window(centre: tuple[float, float], size: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of a ``size`` square around ``centre`` (y, x), shifted inward
+    so it stays inside an image of ``shape``; an image smaller than ``size`` gives its full side.
+
+    >>> crop_window((5, 95), 20, (100, 100))  # near the top-right corner: shifted down and left
+    (0, 80, 20, 100)
+    """
+    corners = []
+    for middle, side in zip(centre, shape):
+        extent = min(size, side)
+        start = int(round(middle - extent / 2))
+        start = min(max(start, 0), side - extent)
+        corners.append((start, start + extent))
+    (top, bottom), (left, right) = corners
+    return top, left, bottom, right
+
+
+def cell_crops(image: np.ndarray, instances: np.ndarray, size: int) -> dict[int, np.ndarray]:
+    """A ``size`` x ``size`` RGB crop around each cell's centroid, never crossing the image border
+    (shifted inward instead; resized up only when the image itself is smaller than ``size``)."""
+    crops = {}
+    for region in regionprops(instances):
+        top, left, bottom, right = crop_window(region.centroid, size, instances.shape)
+        crop = image[top:bottom, left:right]
+        if crop.shape[:2] != (size, size):
+            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+        crops[region.label] = crop
+    return crops

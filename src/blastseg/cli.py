@@ -20,6 +20,7 @@ from blastseg.evaluate import evaluate_segmenter
 from blastseg.io import write_csv, write_json
 from blastseg.labels import check_target
 from blastseg.pipeline import segment_files
+from blastseg.postprocess import InstanceConfig
 from blastseg.preprocess import Pipeline
 from blastseg.segment import create_segmenter
 from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT
@@ -133,7 +134,7 @@ def predict(
         task = progress.add_task(f"{segmenter.card.model.name} {segmenter.card.output}", total=len(images))
         written = segment_files(
             images, segmenter, segmenter.target, out, overwrite=overwrite, batch_size=batch_size,
-            min_cell_area=min_cell_area, on_done=lambda *_: progress.advance(task),
+            instances=InstanceConfig(min_area=min_cell_area), on_done=lambda *_: progress.advance(task),
         )
     console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
 

@@ -10,7 +10,7 @@ import numpy as np
 from blastseg.cells import COLUMNS, cell_rows
 from blastseg.errors import OutputExistsError
 from blastseg.io import read_image, write_csv, write_png, write_tiff
-from blastseg.postprocess import cell_instances
+from blastseg.postprocess import InstanceConfig, cell_instances
 from blastseg.preprocess import Pipeline
 from blastseg.report import mask_image, overlay
 from blastseg.segment import Segmentation
@@ -42,13 +42,13 @@ def segment_files(
     overwrite: bool = False,
     on_done: Callable[[Path, Segmentation], None] | None = None,
     batch_size: int = 1,
-    min_cell_area: int = 100,
+    instances: InstanceConfig | None = None,
 ) -> list[dict[str, Path]]:
     """Segment each image file and write into ``out_dir``: ``NAME_mask.png``, ``NAME_overlay.png``,
     ``NAME_instances.tif`` (when cells were found) and one ``cells.csv`` for all images.
 
-    Cells are the connected components of the cell mask of at least ``min_cell_area`` pixels
-    (or the segmenter's own instances). Segmenters with ``segment_many`` get ``batch_size``
+    Cells come from the label map as ``instances`` says (see :class:`InstanceConfig`), unless
+    the segmenter separates objects itself. Segmenters with ``segment_many`` get ``batch_size``
     images at a time. Every input is checked and every output name is checked for clashes
     before anything is written, so a bad file in the middle of a list does not leave half a result.
     """
@@ -66,12 +66,12 @@ def segment_files(
             write_png(paths["mask"], mask_image(result.labels, target))
             write_png(paths["overlay"], overlay(image, result.labels))
             if result.instances is None:
-                result.instances = cell_instances(result.labels, min_cell_area)
+                result.instances = cell_instances(result.labels, instances)
             if result.instances.max() > 0:
                 write_tiff(paths["instances"], result.instances.astype(np.uint16))
             else:
                 paths.pop("instances")
-            rows += cell_rows(path.name, result.labels, result.instances)
+            rows += cell_rows(path.name, image, result.labels, result.instances)
             written.append(paths)
             if on_done:
                 on_done(path, result)

@@ -1,0 +1,79 @@
+"""Cell instances and the cells table, on synthetic shapes with hand-worked answers."""
+
+import numpy as np
+import pytest
+
+from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
+from blastseg.postprocess import InstanceConfig, cell_instances, filter_areas, nucleus_instances
+from conftest import disc
+
+
+def test_two_touching_discs_split_into_two_cells_each_with_its_nucleus():
+    shape = (80, 120)
+    labels = np.zeros(shape, np.uint8)
+    for centre in ((40, 40), (40, 78)):  # radius 22, centres 38 apart: they overlap
+        labels[disc(shape, centre, 22)] = 1
+    for centre in ((40, 40), (40, 78)):
+        labels[disc(shape, centre, 8)] = 2
+    cells = cell_instances(labels, InstanceConfig(split_distance=20))
+    assert cells.max() == 2
+    assert cells[40, 40] != cells[40, 78] and cells[40, 40] > 0 and cells[40, 78] > 0
+    nuclei = nucleus_instances(labels, cells)
+    assert set(np.unique(nuclei[labels == 2])) == {1, 2}
+    assert cell_instances(labels, InstanceConfig(split=False)).max() == 1
+
+
+def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
+    labels = np.zeros((60, 100), np.uint8)
+    labels[disc((60, 100), (30, 25), 15)] = 1
+    labels[disc((60, 100), (30, 75), 15)] = 1
+    labels[29:31, 25:75] = 1  # a 2-pixel bridge
+    labels[5:8, 90:93] = 1  # a 9-pixel speck
+    cells = cell_instances(labels, InstanceConfig(split=False, min_area=50))
+    assert cells.max() == 2
+    assert cell_instances(labels, InstanceConfig(split=False, min_area=50, max_area=500)).max() == 0
+    np.testing.assert_array_equal(filter_areas(np.array([[1, 1, 2, 3, 3, 3]]), 2, 2), [[1, 1, 0, 0, 0, 0]])
+
+
+def test_features_of_a_disc_with_a_nucleus():
+    shape = (101, 101)
+    labels = np.zeros(shape, np.uint8)
+    labels[disc(shape, (50, 50), 30)] = 1
+    labels[disc(shape, (50, 50), 15)] = 2
+    image = np.zeros((*shape, 3), np.uint8)
+    image[labels == 1] = (200, 100, 50)
+    image[labels == 2] = (100, 50, 150)
+    [row] = cell_rows("disc.png", image, labels, (labels > 0).astype(np.int32))
+    assert list(row) == list(COLUMNS)
+    assert (row["x"], row["y"]) == (50.0, 50.0)
+    assert row["area"] == pytest.approx(np.pi * 30**2, rel=0.01)
+    assert row["circularity"] == pytest.approx(1.0, abs=0.06)
+    assert row["solidity"] > 0.97 and row["eccentricity"] < 0.05
+    assert row["nc_ratio"] == pytest.approx(0.25, abs=0.01)  # (15 / 30)^2
+    share = row["nucleus_area"] / row["area"]
+    assert row["r"] == pytest.approx(200 * (1 - share) + 100 * share)
+    assert row["touches_border"] is False
+
+
+def test_glcm_of_stripes_matches_hand_worked_contrast():
+    stripes = np.zeros((16, 16), np.uint8)
+    stripes[:, 1::2] = 255  # quantised to levels 1 and 31
+    features = glcm_features(stripes, np.ones_like(stripes, bool))
+    # neighbours differ by 30 levels across (0 degrees) and diagonally, never down (90 degrees)
+    assert features["glcm_contrast"] == pytest.approx(3 * 30**2 / 4)
+    assert features["glcm_dissimilarity"] == pytest.approx(3 * 30 / 4)
+    outside = glcm_features(stripes, np.zeros_like(stripes, bool))
+    assert outside["glcm_contrast"] == 0.0
+
+
+def test_border_crops_are_shifted_inward_never_padded():
+    image = np.arange(100 * 120 * 3, dtype=np.uint32).reshape(100, 120, 3).astype(np.uint8)
+    instances = np.zeros((100, 120), np.int32)
+    instances[0:10, 110:120] = 1  # a cell in the top-right corner
+    instances[45:55, 55:65] = 2  # one in the middle
+    assert crop_window((4.5, 114.5), 40, (100, 120)) == (0, 80, 40, 120)
+    crops = cell_crops(image, instances, 40)
+    np.testing.assert_array_equal(crops[1], image[0:40, 80:120])
+    np.testing.assert_array_equal(crops[2], image[30:70, 40:80])
+    small = cell_crops(image[:30], instances[:30], 40)  # image shorter than the crop
+    assert small[1].shape == (40, 40, 3)
