@@ -35,6 +35,16 @@ def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
     np.testing.assert_array_equal(filter_areas(np.array([[1, 1, 2, 3, 3, 3]]), 2, 2), [[1, 1, 0, 0, 0, 0]])
 
 
+def test_cells_without_enough_nucleus_are_dropped():
+    labels = np.zeros((40, 80), np.uint8)
+    labels[disc((40, 80), (20, 20), 12)] = 1
+    labels[disc((40, 80), (20, 20), 5)] = 2  # 81 nucleus pixels
+    labels[disc((40, 80), (20, 60), 12)] = 1  # no nucleus: a red cell taken for cytoplasm
+    cells = cell_instances(labels, InstanceConfig(min_nucleus_area=50))
+    assert cells.max() == 1 and cells[20, 20] == 1 and cells[20, 60] == 0
+    assert cell_instances(labels, InstanceConfig(min_nucleus_area=100)).max() == 0
+
+
 def test_features_of_a_disc_with_a_nucleus():
     shape = (101, 101)
     labels = np.zeros(shape, np.uint8)

@@ -99,7 +99,9 @@ class InstanceConfig:
     closing seals small gaps in a cell's outline; holes are filled; components smaller than
     ``min_area`` (100) are specks and dropped, larger than ``max_area`` (none) are clumps and
     dropped; with ``split`` touching cells are separated by watershed on the distance transform,
-    with markers at least ``split_distance`` (20) apart.
+    with markers at least ``split_distance`` (20) apart; cells whose nucleus covers fewer than
+    ``min_nucleus_area`` (0) pixels are dropped (a white cell has a nucleus; specks and red-cell
+    fragments mostly do not).
     """
 
     open_size: int = 5
@@ -109,6 +111,7 @@ class InstanceConfig:
     max_area: int | None = None
     split: bool = True
     split_distance: int = 20
+    min_nucleus_area: int = 0
 
 
 def closing(mask: np.ndarray, size: int) -> np.ndarray:
@@ -150,7 +153,12 @@ def cell_instances(labels: np.ndarray, config: InstanceConfig | None = None) -> 
         instances = split_touching(mask, config.split_distance)
     else:
         instances = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
-    return filter_areas(instances.astype(np.int32), config.min_area, config.max_area)
+    instances = filter_areas(instances.astype(np.int32), config.min_area, config.max_area)
+    if config.min_nucleus_area:
+        nucleus_areas = np.bincount(instances[labels == NUCLEUS], minlength=instances.max() + 1)
+        keep = np.flatnonzero(nucleus_areas >= config.min_nucleus_area)
+        instances = filter_areas(np.where(np.isin(instances, keep), instances, 0), 1)
+    return instances
 
 
 def nucleus_instances(labels: np.ndarray, cells: np.ndarray) -> np.ndarray:

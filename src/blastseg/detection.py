@@ -1,0 +1,90 @@
+"""Matching detected cells to annotations: boxes (Pascal VOC) and centroids (ALL-IDB1 ``.xyc``).
+
+A detected cell matches a box when their boxes overlap with IoU >= ``iou_threshold`` or the cell's
+centroid lies inside the box; each box and each cell is matched at most once (best IoU first).
+
+>>> cells = [{"x": 15.0, "y": 15.0, "bbox_x0": 10, "bbox_y0": 10, "bbox_x1": 20, "bbox_y1": 20}]
+>>> match_boxes(cells, [Box("WBC", 11, 11, 21, 21), Box("WBC", 50, 50, 60, 60)])
+Matches(pairs=[(0, 0)], unmatched_cells=[], unmatched_truth=[1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from blastseg.io import Box
+
+
+@dataclass
+class Matches:
+    """``pairs`` of (cell index, truth index), and the indices left over on each side."""
+
+    pairs: list[tuple[int, int]]
+    unmatched_cells: list[int]
+    unmatched_truth: list[int]
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes.
+
+    >>> box_iou((0, 0, 2, 2), (1, 0, 3, 2))
+    0.3333333333333333
+    """
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _greedy(scores: np.ndarray, allowed: np.ndarray) -> Matches:
+    pairs, used_cells, used_truth = [], set(), set()
+    order = np.dstack(np.unravel_index(np.argsort(-scores, axis=None), scores.shape))[0] if scores.size else []
+    for i, j in order:
+        if allowed[i, j] and i not in used_cells and j not in used_truth:
+            pairs.append((int(i), int(j)))
+            used_cells.add(i)
+            used_truth.add(j)
+    return Matches(
+        sorted(pairs),
+        [i for i in range(scores.shape[0]) if i not in used_cells],
+        [j for j in range(scores.shape[1]) if j not in used_truth],
+    )
+
+
+def match_boxes(cells: Sequence[dict], boxes: Sequence[Box], iou_threshold: float = 0.5) -> Matches:
+    """Match cells-table rows to truth boxes by IoU >= ``iou_threshold`` or centroid inside."""
+    scores = np.zeros((len(cells), len(boxes)))
+    allowed = np.zeros_like(scores, bool)
+    for i, cell in enumerate(cells):
+        cell_box = (cell["bbox_x0"], cell["bbox_y0"], cell["bbox_x1"], cell["bbox_y1"])
+        for j, box in enumerate(boxes):
+            iou = box_iou(cell_box, (box.xmin, box.ymin, box.xmax, box.ymax))
+            inside = box.xmin <= cell["x"] <= box.xmax and box.ymin <= cell["y"] <= box.ymax
+            scores[i, j] = iou + inside  # centroid-inside pairs first, then by IoU
+            allowed[i, j] = iou >= iou_threshold or inside
+    return _greedy(scores, allowed)
+
+
+def match_centroids(cells: Sequence[dict], centroids: np.ndarray, radius: float) -> Matches:
+    """Match cells to listed centroids (x, y) lying within ``radius`` pixels, nearest first.
+
+    >>> match_centroids([{"x": 10.0, "y": 10.0}], np.array([[12.0, 10.0], [40.0, 40.0]]), radius=5)
+    Matches(pairs=[(0, 0)], unmatched_cells=[], unmatched_truth=[1])
+    """
+    points = np.array([[c["x"], c["y"]] for c in cells], np.float64).reshape(-1, 2)
+    distance = np.linalg.norm(points[:, None, :] - np.asarray(centroids, np.float64).reshape(1, -1, 2), axis=2)
+    return _greedy(-distance, distance <= radius)
+
+
+def detection_scores(true_positive: int, false_positive: int, false_negative: int) -> dict[str, float]:
+    """Precision and recall (1.0 when their denominator is zero).
+
+    >>> detection_scores(9, 1, 0)
+    {'precision': 0.9, 'recall': 1.0}
+    """
+    found, actual = true_positive + false_positive, true_positive + false_negative
+    return {"precision": true_positive / found if found else 1.0, "recall": true_positive / actual if actual else 1.0}
