@@ -2,8 +2,8 @@
 
 The field is a mosaic of BCCD smear fields cropped to 2592x1944 (a common camera size), written to
 ``results/``. Each run is a fresh ``blastseg predict`` process; its peak resident memory comes
-from ``getrusage`` of the child. Reports the median wall time over ``--repeats`` runs, with and
-without tiling's neighbour (a 640x480 field, one tile) as the baseline in the same run::
+from ``getrusage`` of the child. Reports the median wall time over ``--repeats`` runs, with a
+640x480 field (one tile, no tiling) as the baseline in the same run::
 
     python3 scripts/bench_predict.py --repeats 3
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
