@@ -27,9 +27,8 @@ from scipy.stats import wilcoxon
 
 from blastseg.config import load_config
 from blastseg.dataset import select
+from blastseg.evaluate import evaluate_segmenter
 from blastseg.io import write_json
-from blastseg.labels import target_mask
-from blastseg.metrics import segmentation_metrics
 from blastseg.segment import create_segmenter
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.train import annotated_samples, train
@@ -39,30 +38,31 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("nucleus", "cell")
 
 
-def score(segmenter, loaded: list[tuple[str, np.ndarray, np.ndarray]], repeats: int) -> tuple[list[dict], float]:
-    """Per-image Dice/IoU for both targets, and the median ms per image over ``repeats`` passes."""
-    rows, times = [], []
-    for repeat in range(repeats):
-        for key, image, labels in loaded:
+def score(segmenter, samples: list, images: list[np.ndarray], repeats: int) -> tuple[list[dict], dict, float]:
+    """Per-image rows and summary of ``evaluate_segmenter``, and the median ms per image of
+    ``segment()`` over ``repeats`` passes."""
+    rows, summary = evaluate_segmenter(samples, segmenter, "multiclass")
+    times = []
+    for _ in range(repeats):
+        for image in images:
             start = time.perf_counter()
-            predicted = segmenter.segment(image).labels
+            segmenter.segment(image)
             times.append(time.perf_counter() - start)
-            if repeat == 0:
-                row = {"image": key, "group": key.split("/")[0]}
-                for target in TARGETS:
-                    metrics = segmentation_metrics(target_mask(predicted, target), target_mask(labels, target))
-                    row[f"{target}_dice"], row[f"{target}_iou"] = metrics["dice"], metrics["iou"]
-                rows.append(row)
-    return rows, 1000 * statistics.median(times)
+    return rows, summary, 1000 * statistics.median(times)
 
 
-def summarise(name: str, rows: list[dict], ms: float, minutes: float | None) -> dict:
+def summarise(name: str, summary: dict, ms: float, minutes: float | None) -> dict:
     result: dict = {"method": name, "ms_per_image": ms, "training_minutes": minutes, "groups": {}}
-    for group in sorted({r["group"] for r in rows}):
-        part = [r for r in rows if r["group"] == group]
-        result["groups"][group] = {k: float(np.mean([r[k] for r in part])) for k in part[0] if k.endswith(("_dice", "_iou"))}
-        result["groups"][group]["n"] = len(part)
+    for group, stats in summary["nucleus"]["groups"].items():
+        result["groups"][group] = {
+            f"{target}_{metric}": summary[target]["groups"][group][metric]["mean"] for target in TARGETS for metric in ("dice", "iou")
+        }
+        result["groups"][group]["n"] = stats["dice"]["n"]
     return result
+
+
+def dice_of(rows: list[dict], target: str) -> list[float]:
+    return [row["dice"] for row in rows if row["target"] == target]
 
 
 def main() -> None:
@@ -88,23 +88,18 @@ def main() -> None:
         split = run_split
         if not per_image:
             samples = select(annotated_samples(config), split["test"])
-            loaded = [(f"{s.group}/{s.name}", *s.load()) for s in samples]
-            baseline = create_segmenter("kmeans", target="multiclass")
-            per_image["kmeans"], ms = score(baseline, loaded, args.repeats)
-            results.append(summarise("kmeans", per_image["kmeans"], ms, None))
+            images = [s.load()[0] for s in samples]
+            per_image["kmeans"], summary, ms = score(create_segmenter("kmeans", target="multiclass"), samples, images, args.repeats)
+            results.append(summarise("kmeans", summary, ms, None))
         minutes = json.loads((run / "test_metrics.json").read_text())["training_minutes"]
-        per_image[name], ms = score(DeepSegmenter.load(run, device="cpu"), loaded, args.repeats)
-        results.append(summarise(name, per_image[name], ms, minutes))
+        per_image[name], summary, ms = score(DeepSegmenter.load(run, device="cpu"), samples, images, args.repeats)
+        results.append(summarise(name, summary, ms, minutes))
         print(json.dumps(results[-1]), flush=True)
 
-    def overall(method: str) -> float:
-        return float(np.mean([r["nucleus_dice"] for r in per_image[method]]))
-
-    best, second = sorted(per_image, key=overall, reverse=True)[:2]
+    best, second = sorted(per_image, key=lambda method: np.mean(dice_of(per_image[method], "nucleus")), reverse=True)[:2]
     tests = {}
     for target in TARGETS:
-        a = [r[f"{target}_dice"] for r in per_image[best]]
-        b = [r[f"{target}_dice"] for r in per_image[second]]
+        a, b = dice_of(per_image[best], target), dice_of(per_image[second], target)
         tests[target] = {"better": best, "other": second, "mean_difference": float(np.mean(a) - np.mean(b)), "p_value": float(wilcoxon(a, b).pvalue), "n": len(a)}
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     write_json(ROOT / "results" / "bench_deep.json", {"date": date.today().isoformat(), "machine": machine, "minutes": args.minutes, "results": results, "paired_tests": tests, "per_image": per_image})

@@ -46,6 +46,7 @@ def main() -> None:
         samples = [s for s in samples if s.image.stem in names]
     totals = {"tp": 0, "fp": 0, "fn": 0}
     count_errors, fields, seconds = [], [], []
+    areas: dict[str, list[int]] = {"matched": [], "unmatched": []}
     for sample in samples:
         image, _ = sample.load()
         truth = [b for b in sample.boxes or [] if b.label == "WBC"]
@@ -55,6 +56,8 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         matches = match_boxes(cells, truth)
         tp, fp, fn = len(matches.pairs), len(matches.unmatched_cells), len(matches.unmatched_truth)
+        areas["matched"] += [cells[i]["area"] for i, _ in matches.pairs]
+        areas["unmatched"] += [cells[i]["area"] for i in matches.unmatched_cells]
         totals["tp"] += tp
         totals["fp"] += fp
         totals["fn"] += fn
@@ -67,12 +70,14 @@ def main() -> None:
         "date": date.today().isoformat(), "machine": machine, "checkpoint": args.checkpoint, "split": args.split or "all",
         "instances": vars(instances_config), "fields": len(count_errors),
         **totals, **scores, "count_mae": float(np.mean(count_errors)), "ms_per_field_median": 1000 * float(np.median(seconds)),
+        "median_area": {k: float(np.median(v)) if v else None for k, v in areas.items()},
         "fields_with_errors": fields,
     }
     write_json(ROOT / "results" / "bench_detection.json", result)
     print(f"{len(count_errors)} fields, {totals['tp'] + totals['fn']} WBC boxes: precision {scores['precision']:.4f}, "
           f"recall {scores['recall']:.4f} (TP {totals['tp']}, FP {totals['fp']}, FN {totals['fn']}), "
-          f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_median']:.0f} ms per field")
+          f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_median']:.0f} ms per field; "
+          f"median area of matched / unmatched cells {result['median_area']['matched']} / {result['median_area']['unmatched']} px")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The field is a mosaic of BCCD smear fields cropped to 2592x1944 (a common camera size), written to
 ``results/``. Each run is a fresh ``blastseg predict`` process; its peak resident memory comes
 from ``getrusage`` of the child. Reports the median wall time over ``--repeats`` runs, with a
-640x480 field (one tile, no tiling) as the baseline in the same run::
+640x480 field (one tile, no tiling) and a process that only imports blastseg as baselines in the
+same run::
 
     python3 scripts/bench_predict.py --repeats 3
 """
@@ -21,7 +22,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
+from bench_classical import mosaic  # scripts/ is on the path when run as a script
 
 from blastseg.data import scan_dataset
 from blastseg.io import write_json, write_png
@@ -32,19 +33,19 @@ FIELD_SHAPE = (1944, 2592)
 
 def make_field(bccd: Path, out: Path) -> Path:
     images = [s.load()[0] for s in scan_dataset(bccd)[:25]]
-    rows = [np.concatenate(images[r * 5 : r * 5 + 5], axis=1) for r in range(5)]
-    field = np.concatenate(rows, axis=0)[: FIELD_SHAPE[0], : FIELD_SHAPE[1]]
-    return write_png(out, field)
+    return write_png(out, mosaic(images, 5)[: FIELD_SHAPE[0], : FIELD_SHAPE[1]])
 
 
-def run_once(image: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one ``blastseg predict`` process."""
+def run_once(image: Path | None) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one ``blastseg predict`` process (``None``: a process
+    that only imports blastseg, the floor under every run)."""
     with tempfile.TemporaryDirectory() as out:
+        job = ["-m", "blastseg", "predict", str(image), "--out", out, "--device", "cpu"] if image else ["-c", "import blastseg"]
         command = [sys.executable, "-c", "import sys, resource, subprocess;"
                    "r = subprocess.run(sys.argv[1:]);"
                    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
                    "sys.exit(r.returncode)",
-                   sys.executable, "-m", "blastseg", "predict", str(image), "--out", out, "--device", "cpu"]
+                   sys.executable, *job]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start
@@ -60,7 +61,7 @@ def main() -> None:
     big = make_field(args.data / "bccd", ROOT / "results" / "field_2592x1944.png")
     small = args.data / "bccd" / "JPEGImages" / "BloodImage_00000.jpg"
     results = {}
-    for name, image in (("640x480", small), ("2592x1944", big)):
+    for name, image in (("import only", None), ("640x480", small), ("2592x1944", big)):
         runs = [run_once(image) for _ in range(args.repeats)]
         results[name] = {"seconds_median": statistics.median(r[0] for r in runs), "peak_mib_max": max(r[1] for r in runs), "runs": runs}
         print(f"{name}: median {results[name]['seconds_median']:.2f} s per process, peak {results[name]['peak_mib_max']:.0f} MiB", flush=True)

@@ -44,16 +44,11 @@ def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     # levels 1..GLCM_LEVELS-1 inside the mask, 0 outside; pairs with a 0 are then dropped
     quantised = np.where(mask, 1 + (grey.astype(np.int32) * (GLCM_LEVELS - 1)) // 256, 0).astype(np.uint8)
     angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-    matrix = graycomatrix(quantised, [1], angles, levels=GLCM_LEVELS, symmetric=True).astype(np.float64)
-    matrix[0, :] = 0
-    matrix[:, 0] = 0
+    matrix = graycomatrix(quantised, [1], angles, levels=GLCM_LEVELS, symmetric=True)[1:, 1:].astype(np.float64)
     if matrix.sum() == 0:  # a cell one pixel wide has no pairs
         return {f"glcm_{p.lower()}": 0.0 for p in GLCM_PROPERTIES}
-    features = {}
-    for prop in GLCM_PROPERTIES:
-        values = graycoprops(matrix[1:, 1:], prop)[0]
-        features[f"glcm_{prop.lower()}"] = float(np.mean(values[matrix[1:, 1:].sum(axis=(0, 1))[0] > 0]))
-    return features
+    has_pairs = matrix.sum(axis=(0, 1))[0] > 0  # per direction
+    return {f"glcm_{prop.lower()}": float(np.mean(graycoprops(matrix, prop)[0][has_pairs])) for prop in GLCM_PROPERTIES}
 
 
 def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> list[dict]:

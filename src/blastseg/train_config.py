@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,7 +15,7 @@ from blastseg.augment import AugmentConfig
 from blastseg.losses import build_loss
 from blastseg.preprocess import Pipeline
 from blastseg.segment.models import MODELS, ModelSpec
-from blastseg.segment.outputs import OUTPUTS
+from blastseg.segment.outputs import Output, output_channels
 
 
 class _Strict(BaseModel):
@@ -65,7 +65,7 @@ class TrainConfig(_Strict):
 
     data: DataConfig
     model: ModelSpec = Field(default_factory=ModelSpec)
-    output: Literal["nucleus", "cell", "cell+nucleus", "multiclass"] = "cell+nucleus"
+    output: Output = "cell+nucleus"
     loss: str | dict[str, Any] | list[str | dict[str, Any]] = "bce_dice"
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -88,4 +88,4 @@ class TrainConfig(_Strict):
 
     def model_spec(self) -> ModelSpec:
         """The network spec with the output's channel count and registry defaults filled in."""
-        return self.model.model_copy(update={"classes": len(OUTPUTS[self.output])}).resolved()
+        return self.model.model_copy(update={"classes": output_channels(self.output)}).resolved()

@@ -18,7 +18,7 @@ from blastseg.preprocess import Normalize, Pipeline
 from blastseg.runtime import resolve_device
 from blastseg.segment.base import Segmentation
 from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT, ModelCard, load_checkpoint
-from blastseg.segment.inference import predict_batch, predict_probabilities
+from blastseg.segment.inference import fits_in_one_pass, predict_batch, predict_probabilities
 from blastseg.segment.outputs import decode_probabilities, is_multiclass, label_target
 
 
@@ -73,7 +73,7 @@ class DeepSegmenter:
         results: list[Segmentation | None] = [None] * len(images)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
-            if max(image.shape[:2]) <= self.tile_size:
+            if fits_in_one_pass(*image.shape[:2], self.tile_size):
                 by_shape.setdefault(image.shape[:2], []).append(index)
             else:
                 results[index] = self.segment(image)

@@ -25,6 +25,12 @@ def _round_up(value: int, multiple: int = MULTIPLE) -> int:
     return -(-value // multiple) * multiple
 
 
+def fits_in_one_pass(height: int, width: int, tile_size: int) -> bool:
+    """Whether an image goes through the network whole (padded) rather than in tiles."""
+    tile = _round_up(tile_size)
+    return height <= tile and width <= tile
+
+
 def _pad_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Pad C x H x W at the bottom and right by reflection (repeated for very small images)."""
     while image.shape[1] < height or image.shape[2] < width:
@@ -91,9 +97,9 @@ def predict_probabilities(
     """Class probabilities (C x H x W float32) of one normalised image tensor (3 x H x W)."""
     device = next(model.parameters()).device
     _, height, width = image.shape
-    tile = _round_up(tile_size)
-    if height <= tile and width <= tile:
+    if fits_in_one_pass(height, width, tile_size):
         return predict_batch(model, [image], multiclass, tta)[0]
+    tile = _round_up(tile_size)
     padded = _pad_to(image, max(height, tile), max(width, tile))
     stride = max(MULTIPLE, int(tile * (1 - overlap)) // MULTIPLE * MULTIPLE)
     weight = gaussian_weight(tile)

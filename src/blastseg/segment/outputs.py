@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from blastseg.errors import lookup
@@ -24,6 +26,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "cell+nucleus": ("cell", "nucleus"),
     "multiclass": ("background", "cytoplasm", "nucleus"),
 }
+Output = Literal[tuple(OUTPUTS)]  # the names above, for validated configs and checkpoint cards
 
 
 def output_channels(output: str) -> int:
