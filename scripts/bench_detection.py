@@ -3,9 +3,10 @@
 Each field goes through ``DeepSegmenter`` (bundled model unless ``--checkpoint``) and the default
 instance post-processing; a detected cell matches a WBC box by IoU >= 0.5 or its centroid inside
 the box (one to one). Reports precision, recall, the mean absolute error of the per-field count,
-and the fields with misses or false alarms. Writes ``results/bench_detection.json``::
+and the fields with misses or false alarms. Writes ``results/bench_detection_SPLIT.json``::
 
-    python3 scripts/bench_detection.py
+    python3 scripts/bench_detection.py --split trainval   # where the post-processing was chosen
+    python3 scripts/bench_detection.py --split test
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--min-area", type=int, default=InstanceConfig().min_area)
     parser.add_argument("--min-nucleus-area", type=int, default=InstanceConfig().min_nucleus_area)
+    parser.add_argument("--min-nucleus-fraction", type=float, default=InstanceConfig().min_nucleus_fraction)
+    parser.add_argument("--split-depth", type=float, default=InstanceConfig().split_depth)
+    parser.add_argument("--no-split", action="store_true", help="keep touching cells as one")
     parser.add_argument("--split", default=None, help="an ImageSets/Main list (train, val, trainval, test); default: every field")
     args = parser.parse_args()
 
     segmenter = DeepSegmenter.load(args.checkpoint, device="cpu")
-    instances_config = InstanceConfig(min_area=args.min_area, min_nucleus_area=args.min_nucleus_area)
+    instances_config = InstanceConfig(
+        min_area=args.min_area, min_nucleus_area=args.min_nucleus_area, min_nucleus_fraction=args.min_nucleus_fraction,
+        split=not args.no_split, split_depth=args.split_depth,
+    )
     samples = scan_dataset(args.data)
     if args.split:
         names = set((args.data / "ImageSets" / "Main" / f"{args.split}.txt").read_text().split())
@@ -73,7 +80,7 @@ def main() -> None:
         "median_area": {k: float(np.median(v)) if v else None for k, v in areas.items()},
         "fields_with_errors": fields,
     }
-    write_json(ROOT / "results" / "bench_detection.json", result)
+    write_json(ROOT / "results" / f"bench_detection_{result['split']}.json", result)
     print(f"{len(count_errors)} fields, {totals['tp'] + totals['fn']} WBC boxes: precision {scores['precision']:.4f}, "
           f"recall {scores['recall']:.4f} (TP {totals['tp']}, FP {totals['fp']}, FN {totals['fn']}), "
           f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_median']:.0f} ms per field; "

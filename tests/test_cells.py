@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
-from blastseg.postprocess import InstanceConfig, cell_instances, filter_areas, nucleus_instances
+from blastseg.postprocess import InstanceConfig, cell_instances, filter_areas, nucleus_instances, split_by_depth
 from conftest import disc
 
 
@@ -15,12 +15,25 @@ def test_two_touching_discs_split_into_two_cells_each_with_its_nucleus():
         labels[disc(shape, centre, 22)] = 1
     for centre in ((40, 40), (40, 78)):
         labels[disc(shape, centre, 8)] = 2
-    cells = cell_instances(labels, InstanceConfig(split_distance=20))
+    cells = cell_instances(labels)
     assert cells.max() == 2
     assert cells[40, 40] != cells[40, 78] and cells[40, 40] > 0 and cells[40, 78] > 0
     nuclei = nucleus_instances(labels, cells)
     assert set(np.unique(nuclei[labels == 2])) == {1, 2}
     assert cell_instances(labels, InstanceConfig(split=False)).max() == 1
+
+
+def test_split_depth_is_scale_free_and_keeps_an_oval_whole():
+    for scale in (1, 3):  # the same two overlapping discs, and three times larger
+        shape = (80 * scale, 120 * scale)
+        mask = disc(shape, (40 * scale, 40 * scale), 22 * scale) | disc(shape, (40 * scale, 78 * scale), 22 * scale)
+        assert split_by_depth(mask).max() == 2
+    # centres 26 apart, radius 22: the neck's half-width is 0.93 of the radius, one cell
+    mask = disc((80, 120), (40, 47), 22) | disc((80, 120), (40, 73), 22)
+    assert split_by_depth(mask).max() == 1
+    yy, xx = np.mgrid[:80, :160]
+    oval = ((xx - 80) / 60.0) ** 2 + ((yy - 40) / 30.0) ** 2 <= 1
+    assert split_by_depth(oval).max() == 1
 
 
 def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
@@ -43,6 +56,16 @@ def test_cells_without_enough_nucleus_are_dropped():
     cells = cell_instances(labels, InstanceConfig(min_nucleus_area=50))
     assert cells.max() == 1 and cells[20, 20] == 1 and cells[20, 60] == 0
     assert cell_instances(labels, InstanceConfig(min_nucleus_area=100)).max() == 0
+
+
+def test_a_nucleus_small_beside_the_largest_in_the_image_is_dropped():
+    labels = np.zeros((40, 80), np.uint8)
+    labels[disc((40, 80), (20, 20), 12)] = 1
+    labels[disc((40, 80), (20, 20), 10)] = 2  # 317 pixels
+    labels[disc((40, 80), (20, 60), 12)] = 1
+    labels[disc((40, 80), (20, 60), 3)] = 2  # 29 pixels: under 0.2 of 317
+    assert cell_instances(labels).max() == 1
+    assert cell_instances(labels, InstanceConfig(min_nucleus_fraction=0.05)).max() == 2
 
 
 def test_features_of_a_disc_with_a_nucleus():

@@ -98,14 +98,22 @@ def crop_window(centre: tuple[float, float], size: int, shape: tuple[int, int]) 
     return top, left, bottom, right
 
 
-def cell_crops(image: np.ndarray, instances: np.ndarray, size: int) -> dict[int, np.ndarray]:
+def cell_crops(image: np.ndarray, instances: np.ndarray, size: int, scale: float | None = None) -> dict[int, np.ndarray]:
     """A ``size`` x ``size`` RGB crop around each cell's centroid, never crossing the image border
-    (shifted inward instead; resized up only when the image itself is smaller than ``size``)."""
+    (shifted inward instead).
+
+    Without ``scale`` the window is ``size`` pixels of the image (resized up only when the image
+    itself is smaller). With ``scale`` the window is ``scale`` times the cell's longer bounding-box
+    side, resized to ``size``: every cell then fills its crop alike, whatever the magnification.
+    """
     crops = {}
     for region in regionprops(instances):
-        top, left, bottom, right = crop_window(region.centroid, size, instances.shape)
+        y0, x0, y1, x1 = region.bbox
+        window = size if scale is None else max(8, round(scale * max(y1 - y0, x1 - x0)))
+        top, left, bottom, right = crop_window(region.centroid, window, instances.shape)
         crop = image[top:bottom, left:right]
         if crop.shape[:2] != (size, size):
-            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+            shrinking = crop.shape[0] > size and crop.shape[1] > size
+            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         crops[region.label] = crop
     return crops

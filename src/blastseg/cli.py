@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,13 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from blastseg.classify.config import ClassifyConfig
+from blastseg.classify.model import CellClassifier
+from blastseg.classify.train import train_classifier
 from blastseg.config import SegmentConfig, load_config
 from blastseg.data import scan_dataset
 from blastseg.errors import BlastsegError, ConfigError, OutputExistsError
 from blastseg.evaluate import evaluate_segmenter
 from blastseg.io import write_csv, write_json
 from blastseg.labels import check_target
-from blastseg.pipeline import segment_files
+from blastseg.pipeline import SUMMARY_JSON, segment_files
 from blastseg.postprocess import InstanceConfig
 from blastseg.preprocess import Pipeline
 from blastseg.segment import create_segmenter
@@ -102,7 +106,7 @@ def segment(
         task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(images))
         written = segment_files(
             images, segmenter, cfg.target, out, Pipeline.from_config(cfg.preprocess), overwrite,
-            on_done=lambda *_: progress.advance(task),
+            on_done=lambda *_: progress.advance(task), models={"segmentation": cfg.model_dump()},
         )
     console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
 
@@ -122,21 +126,36 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for masks, overlays, instances and cells.csv.", rich_help_panel=OUTPUT)] = Path("blastseg_out"),
     threshold: Annotated[Optional[float], typer.Option(help="Probability threshold (default: the model's).", rich_help_panel=MODEL)] = None,
     tta: TtaOpt = False,
-    min_cell_area: Annotated[int, typer.Option(help="Smaller cell components are dropped (pixels).", rich_help_panel=OUTPUT)] = 100,
+    classifier: Annotated[Optional[str], typer.Option("--classifier", help="Classify each cell: a classifier (run folder or NAME.json) or 'default' (the bundled white-cell type classifier).", rich_help_panel=MODEL)] = None,
+    min_cell_area: Annotated[int, typer.Option(help="Smaller cell components are dropped (pixels).", rich_help_panel=OUTPUT)] = InstanceConfig.min_area,
+    min_nucleus_fraction: Annotated[float, typer.Option(help="Cells whose nucleus is smaller than this fraction of the image's largest are dropped.", rich_help_panel=OUTPUT)] = InstanceConfig.min_nucleus_fraction,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
     tile_size: TileOpt = 512,
     batch_size: BatchOpt = 4,
 ) -> None:
-    """Segment images with a trained network (the bundled model unless --checkpoint is given)."""
+    """Find, outline, measure and (with --classifier) classify the cells of images with a trained
+    network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
     segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
+    cell_classifier = CellClassifier.load(classifier, device=device) if classifier else None
+    models = {"segmentation": {"checkpoint": checkpoint, "model": segmenter.card.model.model_dump(), "output": segmenter.card.output,
+                               "threshold": segmenter.threshold, "tta": tta}}
+    if cell_classifier:
+        card = cell_classifier.card
+        models["classifier"] = {"classifier": classifier, "kind": card.kind, "classes": card.classes, "trained_on": card.trained_on,
+                                "cv_macro_f1": card.scores.get("macro_f1"), "decision": "most probable class"}
     with progress_bar() as progress:
         task = progress.add_task(f"{segmenter.card.model.name} {segmenter.card.output}", total=len(images))
         written = segment_files(
             images, segmenter, segmenter.target, out, overwrite=overwrite, batch_size=batch_size,
-            instances=InstanceConfig(min_area=min_cell_area), on_done=lambda *_: progress.advance(task),
+            instances=InstanceConfig(min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction),
+            on_done=lambda *_: progress.advance(task), classifier=cell_classifier, models=models,
         )
-    console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
+    summary = json.loads((out / SUMMARY_JSON).read_text())
+    counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
+    blasts = f"; blasts {summary['blast_percent']}%" if summary["blast_percent"] is not None else ""
+    console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}")
+    console.print(f"wrote {sum(len(w) for w in written)} files, cells.csv and summary.json for {len(written)} image(s) to {out}")
 
 
 class ProgressMonitor(Monitor):
@@ -238,6 +257,41 @@ def evaluate(
     write_json(files[1], {"data": str(data), "config": cfg.model_dump(), "sweep": sweep, "metrics": summary})
     print_summary(summary)
     console.print(f"wrote {files[0]} and {files[1]}")
+
+
+classify_app = typer.Typer(help="Train and cross-validate cell classifiers (random forest or CNN).", no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
+
+
+@classify_app.command("train")
+@friendly_errors
+def classify_train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML classifier recipe (see configs/rf.yaml, configs/cnn.yaml).", rich_help_panel=INPUT)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/CONFIG_NAME).", rich_help_panel=OUTPUT)] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Label cells, cross-validate the classifier (k-fold), then fit it on every cell.
+
+    Writes classifier.safetensors/.json, cv.json, confusion.csv/.png, predictions.csv and cells.csv."""
+    cfg = load_config(config, ClassifyConfig)
+    out = out or Path("runs") / config.stem
+    with progress_bar() as progress:
+        task = progress.add_task("finding and labelling cells", total=None)
+        scores = train_classifier(cfg, out, overwrite, on_done=lambda _: progress.advance(task))
+    table = Table(title=f"{cfg.model}, {cfg.folds}-fold cross-validation, {scores['cells']} cells")
+    for column in ("class", "n", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, stats in scores["per_class"].items():
+        table.add_row(name, str(stats["support"]), f"{stats['precision']:.3f}", f"{stats['recall']:.3f}", f"{stats['f1']:.3f}")
+    Console().print(table)
+    console.print(f"macro F1 {scores['macro_f1']:.4f} (majority-class baseline {scores['majority_baseline']['macro_f1']:.4f}), accuracy {scores['accuracy']:.4f}")
+    for name, count in scores["left_out_classes"].items():
+        console.print(f"left out {name}: {count} cells, fewer than the {cfg.folds} folds")
+    if scores["unmatched_centroids"]:
+        console.print(f"{scores['unmatched_centroids']} listed blast centroids matched no cell: see {out / 'unmatched_centroids.csv'}")
+    if scores["skipped_images"]:
+        console.print(f"{scores['skipped_images']} images gave no labelled cell: see {out / 'skipped.csv'}")
+    console.print(f"run folder: {out}")
 
 
 def print_summary(summary: dict) -> None:

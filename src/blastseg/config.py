@@ -42,22 +42,25 @@ class SegmentConfig(_Strict):
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
 
 
-def _section(model: type[BaseModel], path: tuple) -> type[BaseModel]:
-    """The nested model that a location inside ``model`` points into."""
+def _valid_keys(model: type[BaseModel], path: tuple) -> list[str]:
+    """The keys valid at a location inside ``model`` (nested models and dataclasses followed)."""
+    keys = list(model.model_fields)
     for part in path:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         inner = getattr(field, "annotation", None)
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            return [f.name for f in dataclasses.fields(inner) if f.init]
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
             break
-        model = inner
-    return model
+        model, keys = inner, list(inner.model_fields)
+    return keys
 
 
 def _explain(error: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        valid = ", ".join(_section(model, first["loc"][:-1]).model_fields)
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        valid = ", ".join(_valid_keys(model, first["loc"][:-1]))
         return ConfigError(f"{source}: unknown key {where!r}; valid keys: {valid}")
     return ConfigError(f"{source}: {where}: {first['msg']}")
 

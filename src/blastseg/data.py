@@ -120,6 +120,7 @@ class Sample:
         return image, labels
 
 
+BLAST, NORMAL = "blast", "normal"  # the classes of ALL-IDB cells
 ZHENG_CLASSES = {1: "neutrophil", 2: "lymphocyte", 3: "monocyte", 4: "eosinophil", 5: "basophil"}
 ALLIDB_NAME = re.compile(r"^Im\d+_([01])$", re.IGNORECASE)
 
@@ -128,7 +129,7 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_label_csv(path: Path) -> dict[str, str]:
+def read_label_csv(path: Path) -> dict[str, str]:
     """Read ``image_id,class_label`` rows; ids are matched to stems with and without zero padding."""
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
@@ -138,7 +139,7 @@ def _read_label_csv(path: Path) -> dict[str, str]:
         return {row[0].strip(): row[1].strip() for row in reader if len(row) >= 2}
 
 
-def _label_for(stem: str, labels: dict[str, str]) -> str | None:
+def label_for(stem: str, labels: dict[str, str]) -> str | None:
     for key in (stem, stem.lstrip("0") or "0"):
         if key in labels:
             return labels[key]
@@ -150,10 +151,10 @@ def scan_zheng(root: Path) -> list[Sample]:
     samples = []
     for folder in folders:
         labels_file = folder / "labels.csv"
-        labels = _read_label_csv(labels_file) if labels_file.is_file() else {}
+        labels = read_label_csv(labels_file) if labels_file.is_file() else {}
         for image in sorted(folder.glob("*.bmp")):
             mask = image.with_suffix(".png")
-            raw = _label_for(image.stem, labels)
+            raw = label_for(image.stem, labels)
             label = ZHENG_CLASSES.get(int(raw), raw) if raw and raw.isdigit() else raw
             samples.append(
                 Sample(image, mask if mask.is_file() else None, label, encoding="zheng", group=folder.name)
@@ -173,7 +174,7 @@ def scan_allidb2(root: Path) -> list[Sample]:
     for image in _images_in(root):
         match = ALLIDB_NAME.match(image.stem)
         if match and image.suffix.lower() in (".tif", ".tiff"):
-            label = "blast" if match.group(1) == "1" else "normal"
+            label = BLAST if match.group(1) == "1" else NORMAL
             samples.append(Sample(image, _find_mask(image, mask_dirs), label, group=root.name))
     return samples
 
@@ -202,14 +203,14 @@ def scan_bccd(root: Path) -> list[Sample]:
 
 def scan_folder(root: Path) -> list[Sample]:
     labels_file = root / "labels.csv"
-    labels = _read_label_csv(labels_file) if labels_file.is_file() else {}
+    labels = read_label_csv(labels_file) if labels_file.is_file() else {}
     if (root / "images").is_dir():
         mask_dirs = [d for d in (root / "masks",) if d.is_dir()]
         return [
-            Sample(image, _find_mask(image, mask_dirs), _label_for(image.stem, labels), group=root.name)
+            Sample(image, _find_mask(image, mask_dirs), label_for(image.stem, labels), group=root.name)
             for image in _images_in(root / "images")
         ]
-    samples = [Sample(image, None, _label_for(image.stem, labels), group=root.name) for image in _images_in(root)]
+    samples = [Sample(image, None, label_for(image.stem, labels), group=root.name) for image in _images_in(root)]
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         samples += [Sample(image, None, sub.name, group=root.name) for image in _images_in(sub)]
     return samples

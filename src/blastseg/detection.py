@@ -69,15 +69,16 @@ def match_boxes(cells: Sequence[dict], boxes: Sequence[Box], iou_threshold: floa
     return _greedy(scores, allowed)
 
 
-def match_centroids(cells: Sequence[dict], centroids: np.ndarray, radius: float) -> Matches:
-    """Match cells to listed centroids (x, y) lying within ``radius`` pixels, nearest first.
+def match_centroids(cells: Sequence[dict], centroids: np.ndarray, radius: float | np.ndarray) -> Matches:
+    """Match cells to listed centroids (x, y) lying within ``radius`` pixels, nearest first;
+    ``radius`` is one number or one per cell.
 
     >>> match_centroids([{"x": 10.0, "y": 10.0}], np.array([[12.0, 10.0], [40.0, 40.0]]), radius=5)
     Matches(pairs=[(0, 0)], unmatched_cells=[], unmatched_truth=[1])
     """
     points = np.array([[c["x"], c["y"]] for c in cells], np.float64).reshape(-1, 2)
     distance = np.linalg.norm(points[:, None, :] - np.asarray(centroids, np.float64).reshape(1, -1, 2), axis=2)
-    return _greedy(-distance, distance <= radius)
+    return _greedy(-distance, distance <= np.reshape(radius, (-1, 1)))
 
 
 def detection_scores(true_positive: int, false_positive: int, false_negative: int) -> dict[str, float]:

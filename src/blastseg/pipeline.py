@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from blastseg.cells import COLUMNS, cell_rows
+from blastseg.analysis import analyze_labels, count_cells
+from blastseg.cells import COLUMNS
+from blastseg.classify.model import CellClassifier
 from blastseg.errors import OutputExistsError
-from blastseg.io import read_image, write_csv, write_png, write_tiff
-from blastseg.postprocess import InstanceConfig, cell_instances
+from blastseg.io import read_image, write_csv, write_json, write_png, write_tiff
+from blastseg.postprocess import InstanceConfig
 from blastseg.preprocess import Pipeline
-from blastseg.report import mask_image, overlay
+from blastseg.report import mask_image
 from blastseg.segment import Segmentation
 
 CELLS_CSV = "cells.csv"
+SUMMARY_JSON = "summary.json"
+CLASS_COLUMNS = ("class", "probability")
 
 
 def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
@@ -43,12 +49,18 @@ def segment_files(
     on_done: Callable[[Path, Segmentation], None] | None = None,
     batch_size: int = 1,
     instances: InstanceConfig | None = None,
+    classifier: CellClassifier | None = None,
+    models: dict | None = None,
 ) -> list[dict[str, Path]]:
     """Segment each image file and write into ``out_dir``: ``NAME_mask.png``, ``NAME_overlay.png``,
-    ``NAME_instances.tif`` (when cells were found) and one ``cells.csv`` for all images.
+    ``NAME_instances.tif`` (when cells were found), one ``cells.csv`` for all images and
+    ``summary.json`` (cell counts per class and image, blast percentage, and ``models``: what
+    segmented and classified, with its thresholds).
 
     Cells come from the label map as ``instances`` says (see :class:`InstanceConfig`), unless
-    the segmenter separates objects itself. Segmenters with ``segment_many`` get ``batch_size``
+    the segmenter separates objects itself; with a ``classifier`` each row gets a ``class`` and
+    its ``probability``, and the overlay boxes and labels every cell in its class colour.
+    Segmenters with ``segment_many`` get ``batch_size``
     images at a time. Every input is checked and every output name is checked for clashes
     before anything is written, so a bad file in the middle of a list does not leave half a result.
     """
@@ -56,33 +68,39 @@ def segment_files(
     images = [Path(p) for p in images]
     _refuse_clashes(images, out_dir, overwrite)
     preprocess = preprocess or Pipeline()
-    written, rows = [], []
+    instances = instances or InstanceConfig()
+    written, rows, per_image = [], [], {}
     for first in range(0, len(images), batch_size):
         paths_in = images[first : first + batch_size]
         originals = [read_image(path) for path in paths_in]
         results = _segment_chunk(segmenter, [preprocess(image) for image in originals])
         for path, image, result in zip(paths_in, originals, results):
             paths = output_paths(path, out_dir)
+            analysis = analyze_labels(path.name, image, result.labels, result.instances, classifier, instances)
             write_png(paths["mask"], mask_image(result.labels, target))
-            write_png(paths["overlay"], overlay(image, result.labels))
-            if result.instances is None:
-                result.instances = cell_instances(result.labels, instances)
-            if result.instances.max() > 0:
-                write_tiff(paths["instances"], result.instances.astype(np.uint16))
+            write_png(paths["overlay"], analysis.overlay())
+            if analysis.instances.max() > 0:
+                write_tiff(paths["instances"], analysis.instances.astype(np.uint16))
             else:
                 paths.pop("instances")
-            rows += cell_rows(path.name, image, result.labels, result.instances)
+            rows += analysis.cells
+            per_image[path.name] = analysis.summary()
             written.append(paths)
             if on_done:
                 on_done(path, result)
-    write_csv(out_dir / CELLS_CSV, rows, COLUMNS)
+    classes = classifier.classes if classifier else None
+    write_csv(out_dir / CELLS_CSV, rows, [*COLUMNS, *CLASS_COLUMNS] if classifier else COLUMNS)
+    summary = {"images": len(per_image), **count_cells(rows, classes), "per_image": per_image,
+               "models": models or {}, "instances": dataclasses.asdict(instances)}
+    write_json(out_dir / SUMMARY_JSON, summary)
     return written
 
 
 def _refuse_clashes(images: Iterable[Path], out_dir: Path, overwrite: bool) -> None:
     stems: dict[str, Path] = {}
-    if not overwrite and (out_dir / CELLS_CSV).exists():
-        raise OutputExistsError(f"{out_dir / CELLS_CSV} exists; choose another --out or pass --overwrite")
+    for shared in (CELLS_CSV, SUMMARY_JSON):
+        if not overwrite and (out_dir / shared).exists():
+            raise OutputExistsError(f"{out_dir / shared} exists; choose another --out or pass --overwrite")
     for path in images:
         if path.stem in stems:
             raise OutputExistsError(f"{path} and {stems[path.stem]} would write the same output names")

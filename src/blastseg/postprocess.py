@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
+from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import watershed
 
 from blastseg.labels import NUCLEUS
@@ -91,6 +92,42 @@ def split_touching(mask: np.ndarray, min_distance: int = 7) -> np.ndarray:
     return watershed(-distance, markers, mask=mask).astype(np.int32)
 
 
+def split_by_depth(mask: np.ndarray, depth: float = 0.3) -> np.ndarray:
+    """Split touching round objects where the neck between them is narrow, at any scale.
+
+    Each connected object's distance transform is divided by its peak, so a disc's centre is 1;
+    a marker is a dome of that relief rising more than ``depth`` above the saddle that joins it
+    to a higher one (h-maxima). Two equal discs split when the neck's half-width is below
+    ``1 - depth`` of their radius; a lobed or oval cell keeps one marker. Returns int32 instance
+    labels, 0 background, 1..N objects.
+    """
+    mask = mask.astype(bool)
+    objects, count = ndi.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return np.zeros(mask.shape, np.int32)
+    distance = ndi.distance_transform_edt(mask)
+    peaks = ndi.maximum(distance, objects, index=np.arange(count + 1))
+    relief = np.where(mask, distance / np.maximum(peaks[objects], 1e-9), 0.0)
+    domes = reconstruction(np.maximum(relief - depth, 0.0), relief)  # lowers every dome top by depth
+    markers, _ = ndi.label(local_maxima(domes, connectivity=2) & mask, structure=np.ones((3, 3)))
+    return watershed(-distance, markers, mask=mask).astype(np.int32)
+
+
+def drop_small_nuclei(instances: np.ndarray, labels: np.ndarray, min_area: int, min_fraction: float) -> np.ndarray:
+    """Drop cells whose nucleus covers fewer than ``min_area`` pixels or less than ``min_fraction``
+    of the largest nucleus among the image's cells; renumber the rest 1..N.
+
+    >>> labels = np.array([[2, 2, 2, 2, 0, 2]], np.uint8)
+    >>> drop_small_nuclei(np.array([[1, 1, 1, 1, 0, 2]]), labels, 0, 0.5).tolist()
+    [[1, 1, 1, 1, 0, 0]]
+    """
+    nucleus_areas = np.bincount(instances[labels == NUCLEUS], minlength=instances.max() + 1)
+    nucleus_areas[0] = 0
+    keep = (nucleus_areas >= min_area) & (nucleus_areas >= min_fraction * nucleus_areas.max())
+    keep[0] = False
+    return filter_areas(np.where(keep[instances], instances, 0), 1)
+
+
 @dataclass
 class InstanceConfig:
     """How a label map becomes cell instances (YAML ``instances:`` section; pixels throughout).
@@ -98,10 +135,13 @@ class InstanceConfig:
     ``open_size`` (5) opening breaks weak bridges between touching cells; ``close_size`` (5)
     closing seals small gaps in a cell's outline; holes are filled; components smaller than
     ``min_area`` (100) are specks and dropped, larger than ``max_area`` (none) are clumps and
-    dropped; with ``split`` touching cells are separated by watershed on the distance transform,
-    with markers at least ``split_distance`` (20) apart; cells whose nucleus covers fewer than
-    ``min_nucleus_area`` (0) pixels are dropped (a white cell has a nucleus; specks and red-cell
-    fragments mostly do not).
+    dropped; with ``split`` touching cells are separated by watershed where the neck between them
+    is narrow (``split_depth`` 0.3, see :func:`split_by_depth`); cells whose nucleus covers fewer
+    than ``min_nucleus_area`` (0) pixels or less than ``min_nucleus_fraction`` (0.2) of the
+    largest nucleus in the image are dropped (a white cell has a nucleus; specks, platelets and
+    red-cell fragments have little or none). Only the pixel sizes depend on the magnification;
+    the split depth and nucleus fraction were chosen on the BCCD trainval fields (BENCHMARKS.md)
+    and hold at any scale.
     """
 
     open_size: int = 5
@@ -110,8 +150,9 @@ class InstanceConfig:
     min_area: int = 100
     max_area: int | None = None
     split: bool = True
-    split_distance: int = 20
+    split_depth: float = 0.3
     min_nucleus_area: int = 0
+    min_nucleus_fraction: float = 0.2
 
 
 def closing(mask: np.ndarray, size: int) -> np.ndarray:
@@ -141,7 +182,7 @@ def cell_instances(labels: np.ndarray, config: InstanceConfig | None = None) -> 
     """Instance labels (int32, 0 background, 1..N) of the cells in a label map.
 
     >>> labels = np.zeros((4, 9), np.uint8); labels[1:3, 1:3] = 2; labels[1:3, 6:8] = 1
-    >>> config = InstanceConfig(open_size=1, close_size=1, min_area=1, split=False)
+    >>> config = InstanceConfig(open_size=1, close_size=1, min_area=1, split=False, min_nucleus_fraction=0)
     >>> cell_instances(labels, config)[1].tolist()
     [0, 1, 1, 0, 0, 0, 2, 2, 0]
     """
@@ -150,14 +191,12 @@ def cell_instances(labels: np.ndarray, config: InstanceConfig | None = None) -> 
     if config.fill_holes:
         mask = fill_holes(mask)
     if config.split:
-        instances = split_touching(mask, config.split_distance)
+        instances = split_by_depth(mask, config.split_depth)
     else:
         instances = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
     instances = filter_areas(instances.astype(np.int32), config.min_area, config.max_area)
-    if config.min_nucleus_area:
-        nucleus_areas = np.bincount(instances[labels == NUCLEUS], minlength=instances.max() + 1)
-        keep = np.flatnonzero(nucleus_areas >= config.min_nucleus_area)
-        instances = filter_areas(np.where(np.isin(instances, keep), instances, 0), 1)
+    if config.min_nucleus_area or config.min_nucleus_fraction:
+        instances = drop_small_nuclei(instances, labels, config.min_nucleus_area, config.min_nucleus_fraction)
     return instances
 
 

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,6 +24,7 @@ from blastseg.segment.models import ModelSpec, create_model
 from blastseg.segment.outputs import Output
 
 FORMAT = "blastseg-segmentation"
+CardT = TypeVar("CardT", bound=BaseModel)
 DEFAULT_CHECKPOINT = "default"
 
 
@@ -54,19 +55,25 @@ def bundled_checkpoint() -> Path:
     return Path(str(files("blastseg") / "assets" / "models" / "default.json"))
 
 
-def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
-    """The (weights, card) pair that ``path`` names."""
+def paired_files(path: str | Path, default: Path, run_stem: str, what: str) -> tuple[Path, Path]:
+    """The (``.safetensors``, ``.json``) pair that ``path`` names: either file, their stem, a run
+    folder (its ``run_stem`` pair) or ``default`` (the bundled pair ``default``)."""
     if str(path) == DEFAULT_CHECKPOINT:
-        path = bundled_checkpoint()
+        path = default
     path = Path(path)
     if path.is_dir():
-        path = path / "best"
+        path = path / run_stem
     stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
     weights, card = stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
     for needed in (weights, card):
         if not needed.is_file():
-            raise ConfigError(f"checkpoint {path}: {needed} not found (a checkpoint is NAME.safetensors + NAME.json)")
+            raise ConfigError(f"{what} {path}: {needed} not found (a {what} is NAME.safetensors + NAME.json)")
     return weights, card
+
+
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """The (weights, card) pair that ``path`` names."""
+    return paired_files(path, bundled_checkpoint(), "best", "checkpoint")
 
 
 def save_checkpoint(stem: str | Path, model: torch.nn.Module, card: ModelCard, half: bool = False) -> Path:
@@ -78,19 +85,23 @@ def save_checkpoint(stem: str | Path, model: torch.nn.Module, card: ModelCard, h
     return stem
 
 
-def read_card(path: Path) -> ModelCard:
+def read_json_card(path: Path, model: type[CardT], fmt: str, what: str) -> CardT:
+    """Read and validate a JSON card; one that another program wrote is refused with one line."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path}: not a readable checkpoint card ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a blastseg segmentation checkpoint (format {data.get('format') if isinstance(data, dict) else None!r})")
+        raise ConfigError(f"{path}: not a readable {what} card ({error})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ConfigError(f"{path}: not a blastseg {what} (format {data.get('format') if isinstance(data, dict) else None!r})")
     try:
-        card = ModelCard.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        raise ConfigError(f"{path}: bad checkpoint card at {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    return card
+        raise ConfigError(f"{path}: bad {what} card at {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def read_card(path: Path) -> ModelCard:
+    return read_json_card(path, ModelCard, FORMAT, "segmentation checkpoint")
 
 
 def load_weights(model: torch.nn.Module, weights: Path, describe: str) -> None:

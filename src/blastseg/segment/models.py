@@ -71,14 +71,11 @@ def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
     return model
 
 
-def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a local state dict (``.safetensors`` or a plain tensor ``.pt``/``.pth``) into the encoder.
-
-    Keys may carry an ``encoder.`` prefix (a whole-model state dict) or not.
-    """
+def read_state_dict(path: str | Path, what: str = "encoder weights") -> dict[str, torch.Tensor]:
+    """A local state dict of tensors from ``.safetensors`` or a plain tensor ``.pt``/``.pth`` file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"encoder weights {path}: no such file")
+        raise ConfigError(f"{what} {path}: no such file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -87,10 +84,18 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
-        raise ConfigError(f"encoder weights {path}: cannot read ({type(error).__name__}: {error})") from None
+        raise ConfigError(f"{what} {path}: cannot read ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict):
-        raise ConfigError(f"encoder weights {path}: expected a state dict of tensors")
-    state = {key.removeprefix("encoder."): value for key, value in state.items()}
+        raise ConfigError(f"{what} {path}: expected a state dict of tensors")
+    return state
+
+
+def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a local state dict (``.safetensors`` or a plain tensor ``.pt``/``.pth``) into the encoder.
+
+    Keys may carry an ``encoder.`` prefix (a whole-model state dict) or not.
+    """
+    state = {key.removeprefix("encoder."): value for key, value in read_state_dict(path).items()}
     try:
         model.encoder.load_state_dict(state)
     except RuntimeError as error:

@@ -1,0 +1,45 @@
+"""The classifier training recipe (``blastseg classify train --config``), validated key by key.
+
+>>> cfg = ClassifyConfig.model_validate({"data": {"path": "cells"}, "model": "cnn"})
+>>> cfg.model, cfg.folds, cfg.cnn.input_size, cfg.data.segmentation
+('cnn', 5, 64, 'auto')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from blastseg.classify.cnn import CnnParams
+from blastseg.classify.forest import ForestParams
+from blastseg.postprocess import InstanceConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassifyData(_Strict):
+    path: str = Field(description="dataset folder: Zheng, ALL-IDB1 (.xyc), ALL-IDB2, class sub-folders, images/ + labels.csv")
+    layout: str = "auto"
+    mask_encoding: str | None = None
+    labels_csv: str | None = Field(default=None, description="image_id,class_label CSV overriding the layout's labels")
+    segmentation: Literal["auto", "masks", "model"] = Field(
+        default="auto", description="auto: the dataset's masks where present, else the checkpoint; masks: masks only; model: always the checkpoint"
+    )
+    checkpoint: str = Field(default="default", description="segmentation checkpoint for images without masks")
+    match_radius: float | None = Field(default=None, gt=0, description=".xyc matching radius in pixels (default: each cell's equivalent radius)")
+    instances: InstanceConfig = Field(default_factory=InstanceConfig)
+    crop_scale: float | None = Field(
+        default=1.25, gt=0, description="CNN crop window = this x the cell's longer side, resized to cnn.input_size (null: input_size pixels of the image)"
+    )
+
+
+class ClassifyConfig(_Strict):
+    data: ClassifyData
+    model: Literal["random_forest", "cnn"] = "random_forest"
+    random_forest: ForestParams = Field(default_factory=ForestParams)
+    cnn: CnnParams = Field(default_factory=CnnParams)
+    folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
+    seed: int = 0

@@ -1,0 +1,108 @@
+"""Labelled cells to learn from, whatever the dataset says about them.
+
+- single-cell images (Zheng crops with ``labels.csv``, ALL-IDB2 ``ImNNN_L.tif``, class
+  sub-folders, any folder with a ``labels.csv``): the image's label goes to the cell nearest the
+  image centre;
+- fields with ``.xyc`` blast centroids (ALL-IDB1): every cell found is a blast when a listed
+  centroid lies within its radius (``match_radius`` pixels, or the cell's own equivalent radius),
+  normal otherwise; listed centroids no cell lies near are reported, never silently dropped.
+
+Cells come from the dataset's own masks where it has them, otherwise from a segmenter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from blastseg.cells import cell_crops, cell_rows
+from blastseg.data import BLAST, NORMAL, Sample
+from blastseg.detection import match_centroids
+from blastseg.errors import ConfigError, DatasetError
+from blastseg.postprocess import InstanceConfig, cell_instances
+
+
+@dataclass
+class LabelledCells:
+    """Cells-table ``rows`` (each with its ``label``), their ``crops``, and what was left out:
+    ``unmatched`` listed centroids (image, x, y) and ``skipped`` images (image, reason)."""
+
+    rows: list[dict] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    unmatched: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def labels(self) -> list[str]:
+        return [row["label"] for row in self.rows]
+
+
+def nearest_to_centre(rows: Sequence[dict], shape: tuple[int, ...]) -> dict:
+    """The row whose centroid lies nearest the middle of an image of ``shape``.
+
+    >>> nearest_to_centre([{"x": 1, "y": 1}, {"x": 9, "y": 11}], (20, 20))["x"]
+    9
+    """
+    middle_y, middle_x = (shape[0] - 1) / 2, (shape[1] - 1) / 2
+    return min(rows, key=lambda row: (row["x"] - middle_x) ** 2 + (row["y"] - middle_y) ** 2)
+
+
+def equivalent_radius(rows: Sequence[dict]) -> np.ndarray:
+    """The radius of the disc of each cell's area."""
+    return np.sqrt(np.array([row["area"] for row in rows], np.float64) / np.pi)
+
+
+def collect_cells(
+    samples: Sequence[Sample],
+    segment: Callable[[np.ndarray], np.ndarray] | None,
+    instances: InstanceConfig,
+    crop_size: int,
+    crop_scale: float | None,
+    match_radius: float | None = None,
+    use_masks: bool = True,
+    on_done: Callable[[Sample], None] | None = None,
+) -> LabelledCells:
+    """Segment (or read the masks of) every sample and label its cells as the module says.
+
+    ``segment`` maps an RGB image to a label map; it may be ``None`` when every sample has a mask.
+    Crops are as :func:`blastseg.cells.cell_crops` makes them with ``crop_size`` and ``crop_scale``.
+    """
+    found = LabelledCells()
+    for sample in samples:
+        image, labels = sample.load() if use_masks else (sample.load()[0], None)
+        if labels is None:
+            if segment is None:
+                raise ConfigError(f"{sample.image}: no mask and no segmentation model to find its cells")
+            labels = segment(image)
+        cells = cell_instances(labels, instances)
+        rows = cell_rows(sample.image.name, image, labels, cells)
+        crop_of = cell_crops(image, cells, crop_size, crop_scale)
+        if sample.centroids is not None:
+            radius = equivalent_radius(rows) if match_radius is None else match_radius
+            matches = match_centroids(rows, sample.centroids, radius)
+            blasts = {cell for cell, _ in matches.pairs}
+            for index, row in enumerate(rows):
+                _add(found, row, BLAST if index in blasts else NORMAL, crop_of)
+            found.unmatched += [{"image": sample.image.name, "x": float(sample.centroids[j][0]), "y": float(sample.centroids[j][1])} for j in matches.unmatched_truth]
+        elif sample.label is None:
+            found.skipped.append({"image": sample.image.name, "reason": "no label"})
+        elif not rows:
+            found.skipped.append({"image": sample.image.name, "reason": "no cell found"})
+        else:
+            _add(found, nearest_to_centre(rows, labels.shape), sample.label, crop_of)
+        if on_done:
+            on_done(sample)
+    if not found.rows:
+        raise DatasetError(f"no labelled cells found in {len(samples)} image(s) (skipped: {_reasons(found.skipped)})")
+    return found
+
+
+def _add(found: LabelledCells, row: dict, label: str, crop_of: dict[int, np.ndarray]) -> None:
+    found.rows.append({**row, "label": label})
+    found.crops.append(crop_of[row["cell_id"]])
+
+
+def _reasons(skipped: list[dict]) -> str:
+    reasons = [s["reason"] for s in skipped]
+    return ", ".join(f"{reasons.count(r)} {r}" for r in sorted(set(reasons))) or "none"

@@ -1,0 +1,153 @@
+"""Train and cross-validate a cell classifier from a recipe, into a run folder:
+
+- ``classifier.safetensors`` + ``classifier.json``: fitted on every labelled cell, its card
+  holding the cross-validated scores;
+- ``cv.json``: macro F1, accuracy, per-class precision/recall/F1 and the majority-class baseline;
+- ``predictions.csv``: each cell's out-of-fold prediction and class probabilities;
+- ``confusion.csv`` and ``confusion.png`` (out of fold); ``cells.csv``: the labelled cells table;
+- ``unmatched_centroids.csv`` and ``skipped.csv`` when some listed blasts or images found no cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from blastseg.cells import COLUMNS
+from blastseg.classify.cnn import fit_network
+from blastseg.classify.config import ClassifyConfig
+from blastseg.classify.examples import LabelledCells, collect_cells
+from blastseg.classify.forest import FEATURES, ForestArrays, fit_forest
+from blastseg.classify.model import RUN_STEM, CellClassifier, ClassifierCard, feature_matrix
+from blastseg.classify.scores import classification_scores, majority_baseline, write_confusion
+from blastseg.data import Sample, read_label_csv, label_for, scan_dataset
+from blastseg.errors import DatasetError
+from blastseg.io import write_csv, write_json
+from blastseg.runtime import resolve_device, seed_everything
+from blastseg.train import prepare_run
+
+
+def labelled_samples(config: ClassifyConfig) -> list[Sample]:
+    """The dataset's samples, labels replaced by ``labels_csv`` when the recipe gives one."""
+    data = config.data
+    samples = scan_dataset(data.path, data.layout, data.mask_encoding)
+    if data.labels_csv:
+        labels = read_label_csv(Path(data.labels_csv))
+        for sample in samples:
+            sample.label = label_for(sample.image.stem, labels)
+    return samples
+
+
+def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
+    """Find and label the cells of the recipe's dataset (see :mod:`blastseg.classify.examples`)."""
+    data = config.data
+    samples = labelled_samples(config)
+    segment = None
+    if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
+        from blastseg.segment.deep import DeepSegmenter
+
+        segmenter = DeepSegmenter.load(data.checkpoint, device=config.cnn.device)
+        segment = lambda image: segmenter.segment(image).labels  # noqa: E731
+    crop_size = config.cnn.input_size
+    return collect_cells(
+        samples, segment, data.instances, crop_size, data.crop_scale, data.match_radius,
+        use_masks=data.segmentation != "model", on_done=on_done,
+    )
+
+
+class Learner:
+    """Fits the recipe's model on some cells and gives class probabilities for others."""
+
+    def __init__(self, config: ClassifyConfig, cells: LabelledCells, classes: list[str]):
+        self.config, self.cells, self.classes = config, cells, classes
+        self.features = feature_matrix(cells.rows, FEATURES)
+        self.device = resolve_device(config.cnn.device)
+
+    def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
+        config = self.config
+        card = ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
+        if config.model == "random_forest":
+            forest = fit_forest(self.features[indices], targets[indices], config.random_forest, config.seed)
+            return CellClassifier(card.model_copy(update={"features": list(FEATURES)}), forest=ForestArrays.from_sklearn(forest))
+        crops = [self.cells.crops[i] for i in indices]
+        net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
+        return CellClassifier(card.model_copy(update={"cnn": config.cnn.model_copy(update={"weights_path": None})}), net=net, device=config.cnn.device)
+
+    def proba(self, classifier: CellClassifier, indices: np.ndarray) -> np.ndarray:
+        return classifier.proba_of([self.cells.rows[i] for i in indices], [self.cells.crops[i] for i in indices])
+
+
+def cross_validated_proba(learner: Learner, targets: np.ndarray, groups: list[str], folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold class probabilities and each cell's fold; one image's cells stay in one fold."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    proba = np.zeros((len(targets), len(learner.classes)))
+    fold_of = np.zeros(len(targets), np.int64)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(targets)), targets, groups)):
+        proba[test_idx] = learner.proba(learner.fit(train_idx, targets), test_idx)
+        fold_of[test_idx] = fold
+    return proba, fold_of
+
+
+def split_rare_classes(labels: list[str], folds: int) -> tuple[list[str], dict[str, int]]:
+    """The sorted classes with at least ``folds`` cells (cross-validation needs one per fold), and
+    the rarer ones left out with their counts; fewer than two classes left is an error.
+
+    >>> split_rare_classes(["b", "a", "b", "a", "c"], 2)
+    (['a', 'b'], {'c': 1})
+    """
+    counts = {name: labels.count(name) for name in sorted(set(labels))}
+    classes = [name for name, count in counts.items() if count >= folds]
+    rare = {name: count for name, count in counts.items() if count < folds}
+    if len(classes) < 2:
+        listed = ", ".join(f"{name} ({count})" for name, count in counts.items())
+        raise DatasetError(f"a classifier needs two or more classes with at least {folds} cells each ({folds}-fold cross-validation); found: {listed}")
+    return classes, rare
+
+
+def without_classes(cells: LabelledCells, rare: dict[str, int]) -> LabelledCells:
+    keep = [i for i, row in enumerate(cells.rows) if row["label"] not in rare]
+    return LabelledCells([cells.rows[i] for i in keep], [cells.crops[i] for i in keep], cells.unmatched, cells.skipped)
+
+
+def train_classifier(
+    config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None
+) -> dict:
+    """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
+    run_dir = Path(run_dir)
+    prepare_run(run_dir, resume=False, overwrite=overwrite)
+    seed_everything(config.seed)
+    cells = gather(config, on_done)
+    classes, rare = split_rare_classes(cells.labels(), config.folds)
+    cells = without_classes(cells, rare)
+    labels = cells.labels()
+    targets = np.array([classes.index(label) for label in labels])
+    groups = [row["image"] for row in cells.rows]
+    learner = Learner(config, cells, classes)
+    proba, fold_of = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
+    predicted = proba.argmax(axis=1)
+    scores = {
+        "model": config.model, "folds": config.folds, "cells": len(targets),
+        "counts": {name: int((targets == i).sum()) for i, name in enumerate(classes)},
+        **classification_scores(targets, predicted, classes),
+        "majority_baseline": majority_baseline(targets, classes),
+        "left_out_classes": rare, "unmatched_centroids": len(cells.unmatched), "skipped_images": len(cells.skipped),
+    }
+    write_json(run_dir / "cv.json", scores)
+    write_confusion(run_dir, scores["confusion"], classes, f"{config.model}, {config.folds}-fold out-of-fold")
+    write_csv(run_dir / "cells.csv", cells.rows, [*COLUMNS, "label"])
+    write_csv(run_dir / "predictions.csv", [
+        {"image": row["image"], "cell_id": row["cell_id"], "label": row["label"], "predicted": classes[p], "fold": int(f),
+         **{f"p_{name}": float(q) for name, q in zip(classes, probs)}}
+        for row, p, f, probs in zip(cells.rows, predicted, fold_of, proba)
+    ])
+    if cells.unmatched:
+        write_csv(run_dir / "unmatched_centroids.csv", cells.unmatched, ["image", "x", "y"])
+    if cells.skipped:
+        write_csv(run_dir / "skipped.csv", cells.skipped, ["image", "reason"])
+    final = learner.fit(np.arange(len(targets)), targets)
+    final.card = final.card.model_copy(update={"scores": {k: scores[k] for k in ("folds", "cells", "counts", "macro_f1", "accuracy", "per_class")}})
+    final.save(run_dir / RUN_STEM)
+    return scores
