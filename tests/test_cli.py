@@ -29,7 +29,7 @@ def test_segment_writes_mask_and_overlay(tmp_path):
     result = run("segment", tmp_path / "in" / "000.bmp", tmp_path / "in" / "001.bmp", "--method", "kmeans", "--target", "multiclass", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "000_instances.tif", "000_mask.png", "000_overlay.png", "001_instances.tif", "001_mask.png", "001_overlay.png", "cells.csv",
+        "000_instances.tif", "000_mask.png", "000_overlay.png", "001_instances.tif", "001_mask.png", "001_overlay.png", "cells.csv", "summary.json",
     ]
     rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("000.bmp,1,48")  # one cell per image, centred at x = 48
@@ -104,3 +104,17 @@ def test_predict_with_the_bundled_model_on_the_bundled_field(tmp_path):
     assert len(rows) >= 1 and all(int(row["nucleus_area"]) > 0 for row in rows)  # every cell has a nucleus
     missing = run("predict", example_image_path(), "--checkpoint", tmp_path / "nowhere", "--out", tmp_path / "o2")
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_predict_reads_the_instances_yaml_and_names_valid_keys(tmp_path):
+    image = tmp_path / "cell.png"
+    Image.fromarray(synthetic_cell((128, 128), (64, 64), 40, 20)[0]).save(image)
+    settings = tmp_path / "instances.yaml"
+    settings.write_text("instances:\n  min_area: 1000000\n")
+    result = run("predict", image, "--instances", settings, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["instances"]["min_area"] == 1000000
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["cells"] == 0
+    settings.write_text("instances:\n  min_aera: 10\n")
+    result = run("predict", image, "--instances", settings, "--out", tmp_path / "out2")
+    assert result.returncode == 2 and "valid keys: open_size, close_size" in result.stderr

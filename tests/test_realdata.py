@@ -5,10 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blastseg.classify.config import ClassifyConfig
+from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
-from blastseg.data import scan_dataset
+from blastseg.data import bccd_fields, scan_dataset
+from blastseg.detection import score_fields
 from blastseg.dataset import select, split_samples
 from blastseg.evaluate import evaluate_segmenter
+from blastseg.postprocess import InstanceConfig
 from blastseg.segment import create_segmenter
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.train_config import TrainConfig
@@ -70,3 +74,18 @@ def test_smoke_recipe_trains_through_the_cli(shared_data, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "smoke" / "best.safetensors").is_file() and (tmp_path / "smoke" / "test_metrics.json").is_file()
+
+
+def test_bundled_model_finds_the_white_cells_of_the_bccd_test_fields(shared_data):
+    # the post-processing was chosen on the trainval fields; these 72 were not looked at
+    fields = bccd_fields(shared_data / "bccd", "test")
+    scores = score_fields(fields, DeepSegmenter.load("default", device="cpu"), InstanceConfig())
+    assert scores["fields"] == 72
+    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.90
+
+
+def test_random_forest_beats_the_majority_class_on_zheng_labels(shared_data, tmp_path):
+    config = ClassifyConfig.model_validate({"data": {"path": str(shared_data / "zheng_wbc")}, "random_forest": {"n_estimators": 100}})
+    scores = train_classifier(config, tmp_path / "rf")
+    assert scores["left_out_classes"] == {"basophil": 2}  # two basophils cannot fill five folds
+    assert scores["macro_f1"] >= 0.75 and scores["majority_baseline"]["macro_f1"] < 0.2

@@ -188,7 +188,14 @@ def test_multiclass_grey_input_and_summed_losses_train(cells_dataset, tmp_path):
 
 @pytest.mark.parametrize("recipe_file", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_recipe_validates(recipe_file):
-    from blastseg.config import SegmentConfig, load_config
+    from blastseg.classify.config import ClassifyConfig
+    from blastseg.config import InstancesFile, SegmentConfig, load_config
 
     data = yaml.safe_load(recipe_file.read_text())
-    load_config(recipe_file, TrainConfig if "data" in data else SegmentConfig)
+    if data.get("model") in ("random_forest", "cnn"):
+        schema = ClassifyConfig
+    elif set(data) == {"instances"}:
+        schema = InstancesFile
+    else:
+        schema = TrainConfig if "data" in data else SegmentConfig
+    load_config(recipe_file, schema)

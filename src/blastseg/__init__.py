@@ -6,12 +6,18 @@ Notebook users import every step from here::
     image = blastseg.read_image("smear.jpg")
     result = blastseg.create_segmenter("kmeans", target="multiclass").segment(image)
     result = blastseg.DeepSegmenter.load().segment(image)  # the bundled network
+    analysis = blastseg.analyze(image)  # cells, their classes, counts and blast percentage
+    analysis.summary(), analysis.cells[0]["class"], analysis.overlay()
 """
 
 from importlib.resources import files
 from pathlib import Path
 
-from blastseg.cells import cell_rows
+from blastseg.analysis import Analysis, analyze, analyze_labels
+from blastseg.cells import cell_crops, cell_rows
+from blastseg.classify.config import ClassifyConfig
+from blastseg.classify.model import CellClassifier
+from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
 from blastseg.data import MASK_ENCODINGS, Sample, decode_mask, scan_dataset
 from blastseg.errors import BlastsegError
@@ -41,9 +47,9 @@ def example_image_path() -> Path:
 
 __all__ = [
     "LOSSES", "MASK_ENCODINGS", "METRICS", "MODELS", "SEGMENTERS", "STEPS", "TARGETS",
-    "BlastsegError", "DeepSegmenter", "ModelSpec", "Pipeline", "Sample", "Segmentation", "TrainConfig",
-    "aggregate", "build_loss", "cell_instances", "cell_rows", "create_model", "create_segmenter",
+    "Analysis", "BlastsegError", "CellClassifier", "ClassifyConfig", "DeepSegmenter", "ModelSpec", "Pipeline", "Sample", "Segmentation", "TrainConfig",
+    "aggregate", "analyze", "analyze_labels", "build_loss", "cell_crops", "cell_instances", "cell_rows", "create_model", "create_segmenter",
     "cross_validate", "decode_mask", "evaluate_segmenter", "example_image_path", "load_checkpoint", "load_config",
     "mask_image", "overlay", "read_image", "read_mask", "read_voc", "read_xyc", "save_checkpoint",
-    "scan_dataset", "segment_files", "segmentation_metrics", "target_mask", "train",
+    "scan_dataset", "segment_files", "segmentation_metrics", "target_mask", "train", "train_classifier",
 ]

@@ -3,7 +3,8 @@
 Columns, in order: ``image, cell_id, x, y`` (centroid, pixels), the bounding box ``bbox_x0,
 bbox_y0`` (inclusive) ``bbox_x1, bbox_y1`` (exclusive), ``area, perimeter, circularity``
 (4 pi area / perimeter^2, Crofton perimeter: near 1 for a disc), ``solidity, eccentricity, nucleus_area, nc_ratio``
-(nucleus area / cell area), ``touches_border``, the cell's mean ``r, g, b`` and ``h, s, v`` (HSV,
+(nucleus area / cell area), ``nucleus_parts`` (separate pieces of nucleus, each at least 5% of
+it: lobes of a neutrophil), ``touches_border``, the cell's mean ``r, g, b`` and ``h, s, v`` (HSV,
 OpenCV ranges: h 0-179), and GLCM texture of its grey levels (scikit-image; 32 levels, distance 1,
 mean over 4 directions, pixels outside the cell excluded): ``glcm_contrast, glcm_dissimilarity,
 glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``.
@@ -28,7 +29,7 @@ GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correl
 GLCM_LEVELS = 32
 COLUMNS = (
     "image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
-    "area", "perimeter", "circularity", "solidity", "eccentricity", "nucleus_area", "nc_ratio", "touches_border",
+    "area", "perimeter", "circularity", "solidity", "eccentricity", "nucleus_area", "nc_ratio", "nucleus_parts", "touches_border",
     "r", "g", "b", "h", "s", "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
 )
@@ -51,6 +52,18 @@ def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     return {f"glcm_{prop.lower()}": float(np.mean(graycoprops(matrix, prop)[0][has_pairs])) for prop in GLCM_PROPERTIES}
 
 
+def nucleus_parts(nucleus: np.ndarray, min_fraction: float = 0.05) -> int:
+    """Pieces of a nucleus mask (8-connected) covering at least ``min_fraction`` of it.
+
+    >>> mask = np.zeros((5, 12), bool); mask[0:4, 0:4] = True; mask[0:4, 6:10] = True; mask[4, 11] = True  # 16, 16, 1
+    >>> nucleus_parts(mask)
+    2
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats(nucleus.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return int((areas >= min_fraction * areas.sum()).sum()) if count > 1 else 0
+
+
 def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> list[dict]:
     """One row per instance of ``instances`` with the columns in :data:`COLUMNS`."""
     rows = []
@@ -63,7 +76,8 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
         cy, cx = region.centroid
         inside = region.image
         area = int(region.area)
-        nucleus_area = int((nucleus[y0:y1, x0:x1] & inside).sum())
+        cell_nucleus = nucleus[y0:y1, x0:x1] & inside
+        nucleus_area = int(cell_nucleus.sum())
         perimeter = float(region.perimeter_crofton)  # unbiased for round shapes, unlike 4-neighbour counts
         rgb = image[y0:y1, x0:x1][inside].mean(axis=0)
         hsv_mean = hsv[y0:y1, x0:x1][inside].mean(axis=0)
@@ -73,7 +87,7 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
             "area": area, "perimeter": round(perimeter, 2),
             "circularity": 4 * np.pi * area / perimeter**2 if perimeter else 0.0,
             "solidity": float(region.solidity), "eccentricity": float(region.eccentricity),
-            "nucleus_area": nucleus_area, "nc_ratio": nucleus_area / area,
+            "nucleus_area": nucleus_area, "nc_ratio": nucleus_area / area, "nucleus_parts": nucleus_parts(cell_nucleus),
             "touches_border": bool(y0 == 0 or x0 == 0 or y1 == height or x1 == width),
             **dict(zip("rgb", map(float, rgb))), **dict(zip("hsv", map(float, hsv_mean))),
             **glcm_features(grey[y0:y1, x0:x1], inside),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -17,7 +18,7 @@ from rich.table import Table
 from blastseg.classify.config import ClassifyConfig
 from blastseg.classify.model import CellClassifier
 from blastseg.classify.train import train_classifier
-from blastseg.config import SegmentConfig, load_config
+from blastseg.config import InstancesFile, SegmentConfig, load_config
 from blastseg.data import scan_dataset
 from blastseg.errors import BlastsegError, ConfigError, OutputExistsError
 from blastseg.evaluate import evaluate_segmenter
@@ -106,7 +107,8 @@ def segment(
         task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(images))
         written = segment_files(
             images, segmenter, cfg.target, out, Pipeline.from_config(cfg.preprocess), overwrite,
-            on_done=lambda *_: progress.advance(task), models={"segmentation": cfg.model_dump()},
+            on_done=lambda *_: progress.advance(task), instances=cfg.instances,
+            models={"segmentation": cfg.model_dump(exclude={"instances"})},
         )
     console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
 
@@ -127,8 +129,9 @@ def predict(
     threshold: Annotated[Optional[float], typer.Option(help="Probability threshold (default: the model's).", rich_help_panel=MODEL)] = None,
     tta: TtaOpt = False,
     classifier: Annotated[Optional[str], typer.Option("--classifier", help="Classify each cell: a classifier (run folder or NAME.json) or 'default' (the bundled white-cell type classifier).", rich_help_panel=MODEL)] = None,
-    min_cell_area: Annotated[int, typer.Option(help="Smaller cell components are dropped (pixels).", rich_help_panel=OUTPUT)] = InstanceConfig.min_area,
-    min_nucleus_fraction: Annotated[float, typer.Option(help="Cells whose nucleus is smaller than this fraction of the image's largest are dropped.", rich_help_panel=OUTPUT)] = InstanceConfig.min_nucleus_fraction,
+    instances: Annotated[Optional[Path], typer.Option("--instances", help="YAML with an 'instances:' section: how masks become cells (see configs/instances.yaml).", rich_help_panel=OUTPUT)] = None,
+    min_cell_area: Annotated[Optional[int], typer.Option(help="Smaller cell components are dropped (pixels; default 100).", rich_help_panel=OUTPUT)] = None,
+    min_nucleus_fraction: Annotated[Optional[float], typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT)] = None,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
     tile_size: TileOpt = 512,
@@ -136,6 +139,9 @@ def predict(
 ) -> None:
     """Find, outline, measure and (with --classifier) classify the cells of images with a trained
     network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
+    cells_config = load_config(instances, InstancesFile).instances if instances else InstanceConfig()
+    overrides = {"min_area": min_cell_area, "min_nucleus_fraction": min_nucleus_fraction}
+    cells_config = dataclasses.replace(cells_config, **{k: v for k, v in overrides.items() if v is not None})
     segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
     cell_classifier = CellClassifier.load(classifier, device=device) if classifier else None
     models = {"segmentation": {"checkpoint": checkpoint, "model": segmenter.card.model.model_dump(), "output": segmenter.card.output,
@@ -148,7 +154,7 @@ def predict(
         task = progress.add_task(f"{segmenter.card.model.name} {segmenter.card.output}", total=len(images))
         written = segment_files(
             images, segmenter, segmenter.target, out, overwrite=overwrite, batch_size=batch_size,
-            instances=InstanceConfig(min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction),
+            instances=cells_config,
             on_done=lambda *_: progress.advance(task), classifier=cell_classifier, models=models,
         )
     summary = json.loads((out / SUMMARY_JSON).read_text())

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blastseg.errors import ConfigError
+from blastseg.postprocess import InstanceConfig
 
 
 def construct(cls: type, params: dict[str, Any], what: str) -> Any:
@@ -40,6 +41,13 @@ class SegmentConfig(_Strict):
     target: Literal["nucleus", "cell", "multiclass"] = "nucleus"
     params: dict[str, Any] = Field(default_factory=dict)
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
+    instances: InstanceConfig = Field(default_factory=InstanceConfig)
+
+
+class InstancesFile(_Strict):
+    """A YAML file with one ``instances:`` section (``blastseg predict --instances``)."""
+
+    instances: InstanceConfig = Field(default_factory=InstanceConfig)
 
 
 def _valid_keys(model: type[BaseModel], path: tuple) -> list[str]:

@@ -201,6 +201,20 @@ def scan_bccd(root: Path) -> list[Sample]:
     return samples
 
 
+def bccd_fields(root: str | Path, split: str | None = None) -> list[Sample]:
+    """The BCCD fields, all or those of one of the dataset's own lists (``ImageSets/Main/SPLIT.txt``:
+    train, val, trainval, test)."""
+    root = Path(root)
+    samples = scan_bccd(root)
+    if split is None:
+        return samples
+    listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not listing.is_file():
+        raise DatasetError(f"{listing}: no such list; BCCD lists are train, val, trainval and test")
+    names = set(listing.read_text().split())
+    return [sample for sample in samples if sample.image.stem in names]
+
+
 def scan_folder(root: Path) -> list[Sample]:
     labels_file = root / "labels.csv"
     labels = read_label_csv(labels_file) if labels_file.is_file() else {}

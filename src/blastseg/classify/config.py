@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blastseg.classify.cnn import CnnParams
-from blastseg.classify.forest import ForestParams
+from blastseg.classify.forest import FEATURES, ForestParams
 from blastseg.postprocess import InstanceConfig
 
 
@@ -39,7 +39,16 @@ class ClassifyData(_Strict):
 class ClassifyConfig(_Strict):
     data: ClassifyData
     model: Literal["random_forest", "cnn"] = "random_forest"
+    features: list[str] = Field(default_factory=lambda: list(FEATURES), description="cells-table columns the random forest reads")
     random_forest: ForestParams = Field(default_factory=ForestParams)
     cnn: CnnParams = Field(default_factory=CnnParams)
     folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
     seed: int = 0
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in FEATURES]
+        if unknown or not value:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(FEATURES)}")
+        return value

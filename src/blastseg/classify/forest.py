@@ -63,11 +63,11 @@ class ForestArrays:
         fractions = [v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12) for v in values]
         return cls(
             offsets=np.cumsum([0] + [tree.node_count for tree in trees[:-1]]).astype(np.int64),
-            left=np.concatenate([tree.children_left for tree in trees]).astype(np.int64),
-            right=np.concatenate([tree.children_right for tree in trees]).astype(np.int64),
-            feature=np.concatenate([tree.feature for tree in trees]).astype(np.int64),
-            threshold=np.concatenate([tree.threshold for tree in trees]).astype(np.float64),
-            leaf_fractions=np.concatenate(fractions).astype(np.float64),
+            left=np.concatenate([tree.children_left for tree in trees]).astype(np.int32),
+            right=np.concatenate([tree.children_right for tree in trees]).astype(np.int32),
+            feature=np.concatenate([tree.feature for tree in trees]).astype(np.int32),
+            threshold=np.concatenate([tree.threshold for tree in trees]).astype(np.float64),  # exact split points
+            leaf_fractions=np.concatenate(fractions).astype(np.float32),
         )
 
     def to_dict(self) -> dict[str, np.ndarray]:
@@ -82,8 +82,8 @@ class ForestArrays:
         nodes = self.left.size
         if not all(getattr(self, n).shape[0] == nodes for n in ("right", "feature", "threshold", "leaf_fractions")):
             raise ValueError("node arrays of different lengths")
-        if self.leaf_fractions.shape[1:] != (n_classes,):
-            raise ValueError(f"leaf fractions over {self.leaf_fractions.shape[1:]} classes, expected {n_classes}")
+        if self.leaf_fractions.ndim != 2 or self.leaf_fractions.shape[1] != n_classes:
+            raise ValueError(f"leaf fractions over {self.leaf_fractions.shape[-1]} classes, expected {n_classes}")
         internal = self.left >= 0
         if internal.any() and (self.feature[internal].max() >= n_features or self.feature[internal].min() < 0):
             raise ValueError("a split on a feature the card does not list")

@@ -51,10 +51,13 @@ class ClassifierCard(BaseModel):
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+def bundled_classifier() -> Path:
+    return Path(str(files("blastseg") / "assets" / "models" / f"{RUN_STEM}.json"))
+
+
 def classifier_files(path: str | Path) -> tuple[Path, Path]:
     """The (numbers, card) pair that ``path`` names."""
-    bundled = Path(str(files("blastseg") / "assets" / "models" / f"{RUN_STEM}.json"))
-    return paired_files(path, bundled, RUN_STEM, "classifier")
+    return paired_files(path, bundled_classifier(), RUN_STEM, "classifier")
 
 
 class CellClassifier:

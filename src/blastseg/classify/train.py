@@ -20,7 +20,7 @@ from blastseg.cells import COLUMNS
 from blastseg.classify.cnn import fit_network
 from blastseg.classify.config import ClassifyConfig
 from blastseg.classify.examples import LabelledCells, collect_cells
-from blastseg.classify.forest import FEATURES, ForestArrays, fit_forest
+from blastseg.classify.forest import ForestArrays, fit_forest
 from blastseg.classify.model import RUN_STEM, CellClassifier, ClassifierCard, feature_matrix
 from blastseg.classify.scores import classification_scores, majority_baseline, write_confusion
 from blastseg.data import Sample, read_label_csv, label_for, scan_dataset
@@ -63,7 +63,7 @@ class Learner:
 
     def __init__(self, config: ClassifyConfig, cells: LabelledCells, classes: list[str]):
         self.config, self.cells, self.classes = config, cells, classes
-        self.features = feature_matrix(cells.rows, FEATURES)
+        self.features = feature_matrix(cells.rows, config.features)
         self.device = resolve_device(config.cnn.device)
 
     def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
@@ -71,7 +71,7 @@ class Learner:
         card = ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
         if config.model == "random_forest":
             forest = fit_forest(self.features[indices], targets[indices], config.random_forest, config.seed)
-            return CellClassifier(card.model_copy(update={"features": list(FEATURES)}), forest=ForestArrays.from_sklearn(forest))
+            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=ForestArrays.from_sklearn(forest))
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
         return CellClassifier(card.model_copy(update={"cnn": config.cnn.model_copy(update={"weights_path": None})}), net=net, device=config.cnn.device)

@@ -1,0 +1,210 @@
+"""Cell classifiers: safe storage, label sources (ALL-IDB2 names, ALL-IDB1 .xyc), training and
+cross-validation through the library and the CLI, and classified predictions."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from sklearn.ensemble import RandomForestClassifier
+
+from blastseg.analysis import analyze, analyze_labels, count_cells
+from blastseg.classify.cnn import CnnParams, fit_network
+from blastseg.classify.config import ClassifyConfig
+from blastseg.classify.examples import collect_cells
+from blastseg.classify.forest import FEATURES, ForestArrays, ForestParams, fit_forest
+from blastseg.classify.model import CellClassifier, ClassifierCard
+from blastseg.classify.train import train_classifier
+from blastseg.config import load_config
+from blastseg.data import scan_dataset
+from blastseg.errors import BlastsegError
+from blastseg.io import write_png
+from blastseg.postprocess import InstanceConfig
+from blastseg.report import class_colours
+from blastseg.segment import Segmentation
+from conftest import colour_labels, synthetic_cell, synthetic_field
+from test_cli import run
+
+BLAST_NUCLEUS, NORMAL_NUCLEUS = 24, 11  # radii in a cell of radius about 30: blasts are mostly nucleus
+
+
+def write_allidb2(folder, per_class=6):
+    """ALL-IDB2-named crops ``ImNNN_L.tif`` with grey masks (0/155/255) in ``masks/``."""
+    (folder / "masks").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2 * per_class):
+        blast = i % 2 == 0
+        radius = int(rng.integers(27, 33))
+        image, labels = synthetic_cell(cell_radius=radius, nucleus_radius=BLAST_NUCLEUS if blast else NORMAL_NUCLEUS, seed=i)
+        name = f"Im{i + 1:03d}_{int(blast)}"
+        tifffile.imwrite(folder / f"{name}.tif", image)
+        write_png(folder / "masks" / f"{name}.png", np.array([0, 155, 255], np.uint8)[labels])
+
+
+FIELD_CELLS = [((50, 50), 30, BLAST_NUCLEUS), ((50, 150), 30, NORMAL_NUCLEUS), ((130, 250), 30, BLAST_NUCLEUS), ((140, 80), 28, NORMAL_NUCLEUS)]
+
+
+def write_allidb1(folder, fields=4):
+    """ALL-IDB1-named fields ``ImNNN_1.jpg`` with ``.xyc`` blast centroids (x y per line), plus a
+    listed blast where no cell is; healthy fields ``ImNNN_0`` have an empty ``.xyc``."""
+    folder.mkdir(parents=True)
+    for i in range(fields):
+        patient = i < fields - 1
+        cells = FIELD_CELLS if patient else [(c, r, NORMAL_NUCLEUS) for c, r, _ in FIELD_CELLS]
+        image, _ = synthetic_field((200, 300), cells, seed=i)
+        name = f"Im{i + 1:03d}_{int(patient)}"
+        write_png(folder / f"{name}.png", image)
+        (folder / f"{name}.png").rename(folder / f"{name}.jpg")  # lossless pixels under the ALL-IDB1 name
+        blasts = [f"{x + 2} {y - 3}" for (y, x), _, nucleus in cells if nucleus == BLAST_NUCLEUS]
+        (folder / f"{name}.xyc").write_text("\n".join([*blasts, "290 5"] if patient else []) + "\n")
+
+
+class ColourSegmenter:
+    """Stands in for the network: synthetic images are segmented exactly by colour."""
+
+    def segment(self, image):
+        return Segmentation(colour_labels(image))
+
+
+def test_forest_arrays_predict_as_sklearn_and_survive_a_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(120, len(FEATURES)))
+    labels = (features[:, 0] + 0.5 * features[:, 3] > 0).astype(int) + (features[:, 5] > 1).astype(int)
+    forest = fit_forest(features, labels, ForestParams(n_estimators=20), seed=0)
+    arrays = ForestArrays.from_sklearn(forest)
+    test = rng.normal(size=(50, len(FEATURES)))
+    np.testing.assert_allclose(arrays.predict_proba(test), forest.predict_proba(test), atol=1e-6)
+
+    card = ClassifierCard(kind="random_forest", classes=["a", "b", "c"], features=list(FEATURES))
+    CellClassifier(card, forest=arrays).save(tmp_path / "forest")
+    loaded = CellClassifier.load(tmp_path / "forest.json")
+    rows = [dict(zip(FEATURES, values)) for values in test]
+    np.testing.assert_allclose(loaded.proba_of(rows, []), forest.predict_proba(test), atol=1e-6)
+
+
+def test_files_blastseg_did_not_write_are_refused(tmp_path):
+    arrays = ForestArrays.from_sklearn(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1]))
+    card = ClassifierCard(kind="random_forest", classes=["a", "b"], features=["area"])
+    CellClassifier(card, forest=arrays).save(tmp_path / "c")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "pickle", "kind": "random_forest"}))
+    (tmp_path / "other.safetensors").write_bytes(b"\x80\x04 not safetensors")
+    with pytest.raises(BlastsegError, match="not a blastseg classifier"):
+        CellClassifier.load(tmp_path / "other")
+    (tmp_path / "c.safetensors").write_bytes(b"\x80\x04 a pickle")
+    with pytest.raises(BlastsegError, match="not a random forest written by blastseg"):
+        CellClassifier.load(tmp_path / "c")
+    card_of_three = json.loads((tmp_path / "c.json").read_text()) | {"classes": ["a", "b", "c"]}
+    CellClassifier(card, forest=arrays).save(tmp_path / "d")
+    (tmp_path / "d.json").write_text(json.dumps(card_of_three))
+    with pytest.raises(BlastsegError, match="2 classes, expected 3"):
+        CellClassifier.load(tmp_path / "d")
+
+
+def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
+    params = CnnParams(input_size=16, epochs=1, batch_size=4, device="cpu")
+    crops = [synthetic_cell((16, 16), (8, 8), 6, r, seed=i)[0] for i, r in enumerate([5, 2] * 4)]
+    net = fit_network(crops, np.array([0, 1] * 4), 2, params, torch.device("cpu"))
+    card = ClassifierCard(kind="cnn", classes=["blast", "normal"], cnn=params)
+    classifier = CellClassifier(card, net=net, device="cpu")
+    before = classifier.proba_of([{}] * len(crops), crops)
+    classifier.save(tmp_path / "cnn")
+    after = CellClassifier.load(tmp_path / "cnn", device="cpu").proba_of([{}] * len(crops), crops)
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert after.shape == (8, 2) and np.allclose(after.sum(axis=1), 1)
+    three = json.loads((tmp_path / "cnn.json").read_text()) | {"classes": ["a", "b", "c"]}
+    (tmp_path / "cnn.json").write_text(json.dumps(three))
+    with pytest.raises(BlastsegError, match="another architecture"):
+        CellClassifier.load(tmp_path / "cnn", device="cpu")
+
+
+def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
+    write_allidb1(tmp_path / "fields", fields=2)
+    samples = scan_dataset(tmp_path / "fields")
+    found = collect_cells(samples, colour_labels, InstanceConfig(), 32, 1.25)
+    first = [row for row in found.rows if row["image"] == "Im001_1.jpg"]
+    by_place = {(round(row["y"]), round(row["x"])): row["label"] for row in first}
+    assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
+    assert [row["label"] for row in found.rows if row["image"] == "Im002_0.jpg"] == ["normal"] * 4
+    assert found.unmatched == [{"image": "Im001_1.jpg", "x": 290.0, "y": 5.0}]
+    assert all(crop.shape == (32, 32, 3) for crop in found.crops)
+    # a fixed radius smaller than the 2-3 pixel offset of the listed centroids matches nothing
+    strict = collect_cells(samples, colour_labels, InstanceConfig(), 32, 1.25, match_radius=2)
+    assert {row["label"] for row in strict.rows} == {"normal"} and len(strict.unmatched) == 3
+
+
+def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, monkeypatch):
+    write_allidb1(tmp_path / "fields", fields=4)
+    monkeypatch.setattr("blastseg.segment.deep.DeepSegmenter.load", lambda *args, **kwargs: ColourSegmenter())
+    config = ClassifyConfig.model_validate({"data": {"path": str(tmp_path / "fields")}, "folds": 3, "random_forest": {"n_estimators": 20}})
+    scores = train_classifier(config, tmp_path / "run")
+    assert scores["counts"] == {"blast": 6, "normal": 10}
+    assert scores["macro_f1"] == 1.0 and scores["majority_baseline"]["macro_f1"] == pytest.approx(0.3846, abs=1e-4)
+    assert (tmp_path / "run" / "unmatched_centroids.csv").read_text().count("Im00") == 3
+    with pytest.raises(BlastsegError, match="already holds a run"):
+        train_classifier(config, tmp_path / "run")
+
+
+def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tmp_path):
+    write_allidb2(tmp_path / "allidb2")
+    recipe = tmp_path / "blast.yaml"
+    recipe.write_text(f"data:\n  path: {tmp_path / 'allidb2'}\nfolds: 3\nrandom_forest:\n  n_estimators: 30\n")
+    result = run("classify", "train", "--config", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    cv = json.loads((tmp_path / "run" / "cv.json").read_text())
+    assert cv["counts"] == {"blast": 6, "normal": 6} and cv["macro_f1"] == 1.0
+    assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "run" / "confusion.csv").read_text().splitlines()[1] == "blast,6,0"
+
+    image = tmp_path / "field.png"
+    write_png(image, synthetic_field((200, 300), FIELD_CELLS)[0])
+    result = run("predict", str(image), "--classifier", str(tmp_path / "run"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    header, *rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
+    assert header.endswith(",class,probability") and len(rows) == summary["cells"]
+    assert sum(summary["counts"].values()) == summary["cells"]
+    if summary["cells"]:
+        assert summary["blast_percent"] == round(100 * summary["counts"]["blast"] / summary["cells"], 2)
+    assert summary["models"]["classifier"]["classes"] == ["blast", "normal"]
+    assert summary["models"]["segmentation"]["threshold"] == 0.5
+
+
+def test_classified_cells_are_counted_and_drawn_in_their_colours():
+    write_classifier = ClassifierCard(kind="random_forest", classes=["blast", "normal"], features=["nc_ratio"])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit([[0.1], [0.2], [0.6], [0.7]], [1, 1, 0, 0])
+    classifier = CellClassifier(write_classifier, forest=ForestArrays.from_sklearn(forest))
+    image, labels = synthetic_field((200, 300), FIELD_CELLS)
+    result = analyze_labels("field.png", image, labels, classifier=classifier)
+    by_place = {(round(row["y"]), round(row["x"])): row["class"] for row in result.cells}
+    assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
+    assert result.summary() == {"cells": 4, "counts": {"blast": 2, "normal": 2}, "blast_percent": 50.0}
+    drawn = result.overlay()
+    colours = class_colours(classifier.classes)
+    for row in result.cells:  # the top-left corner of each box is drawn in its class colour
+        assert tuple(drawn[row["bbox_y0"] + 5, row["bbox_x0"]]) == colours[row["class"]]
+    assert count_cells([], ["blast", "normal"])["blast_percent"] is None
+
+
+def test_analyze_runs_the_bundled_models_on_the_bundled_field():
+    import blastseg
+
+    result = blastseg.analyze(blastseg.example_image_path(), device="cpu")
+    assert result.classes == ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+    assert result.summary()["cells"] == len(result.cells) == 1
+    assert 0.25 <= result.cells[0]["probability"] <= 1
+    assert analyze(blastseg.read_image(blastseg.example_image_path()), classifier=None, device="cpu").classes is None
+
+
+def test_recipe_mistakes_are_one_line_errors(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("data:\n  path: x\n  instances:\n    min_aera: 5\n")
+    with pytest.raises(BlastsegError, match="unknown key 'data.instances.min_aera'; valid keys: open_size"):
+        load_config(recipe, ClassifyConfig)
+    recipe.write_text("data:\n  path: x\nfeatures: [area, size]\n")
+    with pytest.raises(BlastsegError, match="unknown feature"):
+        load_config(recipe, ClassifyConfig)
+    write_allidb2(tmp_path / "few", per_class=2)
+    config = ClassifyConfig.model_validate({"data": {"path": str(tmp_path / "few")}, "folds": 3})
+    with pytest.raises(BlastsegError, match="at least 3 cells each"):
+        train_classifier(config, tmp_path / "run")
