@@ -110,3 +110,18 @@ def test_border_crops_are_shifted_inward_never_padded():
     np.testing.assert_array_equal(crops[2], image[30:70, 40:80])
     small = cell_crops(image[:30], instances[:30], 40)  # image shorter than the crop
     assert small[1].shape == (40, 40, 3)
+
+
+def test_scaled_crops_fit_the_cell_whatever_its_size():
+    for scale in (1, 4):  # the same field at two magnifications gives the same crops
+        shape = (100 * scale, 120 * scale)
+        instances = np.zeros(shape, np.int32)
+        instances[disc(shape, (50 * scale, 60 * scale), 16 * scale)] = 1
+        instances[disc(shape, (8 * scale, 110 * scale), 8 * scale)] = 2  # at the top-right border
+        image = np.where(instances[..., None] > 0, 200, 30).astype(np.uint8).repeat(3, axis=2)
+        crops = cell_crops(image, instances, 32, scale=1.25)
+        assert crops[1].shape == (32, 32, 3)
+        # a window 1.25 x the cell's diameter: cell in the middle, background in the corners
+        assert crops[1][16, 16, 0] == 200 and crops[1][0, 0, 0] == 30 and crops[1][31, 31, 0] == 30
+        # the border cell's window is shifted inward (not padded): the cell reaches the crop's top
+        assert crops[2].shape == (32, 32, 3) and crops[2][3, 16, 0] == 200 and crops[2][31, 16, 0] == 30

@@ -102,7 +102,7 @@ def test_files_blastseg_did_not_write_are_refused(tmp_path):
 
 
 def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
-    params = CnnParams(input_size=16, epochs=1, batch_size=4, device="cpu")
+    params = CnnParams(input_size=16, epochs=1, batch_size=4)
     crops = [synthetic_cell((16, 16), (8, 8), 6, r, seed=i)[0] for i, r in enumerate([5, 2] * 4)]
     net = fit_network(crops, np.array([0, 1] * 4), 2, params, torch.device("cpu"))
     card = ClassifierCard(kind="cnn", classes=["blast", "normal"], cnn=params)

@@ -12,7 +12,7 @@ from blastseg.data import bccd_fields, scan_dataset
 from blastseg.detection import score_fields
 from blastseg.dataset import select, split_samples
 from blastseg.evaluate import evaluate_segmenter
-from blastseg.postprocess import InstanceConfig
+from blastseg.postprocess import InstanceConfig, cell_instances
 from blastseg.segment import create_segmenter
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.train_config import TrainConfig
@@ -89,3 +89,9 @@ def test_random_forest_beats_the_majority_class_on_zheng_labels(shared_data, tmp
     scores = train_classifier(config, tmp_path / "rf")
     assert scores["left_out_classes"] == {"basophil": 2}  # two basophils cannot fill five folds
     assert scores["macro_f1"] >= 0.75 and scores["majority_baseline"]["macro_f1"] < 0.2
+
+
+def test_default_instances_find_one_cell_in_every_zheng_mask(shared_data):
+    samples = scan_dataset(shared_data / "zheng_wbc")
+    counts = [cell_instances(sample.load()[1]).max() for sample in samples]
+    assert len(counts) == 325 and set(counts) == {1}

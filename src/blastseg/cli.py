@@ -142,8 +142,8 @@ def predict(
     cells_config = load_config(instances, InstancesFile).instances if instances else InstanceConfig()
     overrides = {"min_area": min_cell_area, "min_nucleus_fraction": min_nucleus_fraction}
     cells_config = dataclasses.replace(cells_config, **{k: v for k, v in overrides.items() if v is not None})
-    segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
     cell_classifier = CellClassifier.load(classifier, device=device) if classifier else None
+    segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
     models = {"segmentation": {"checkpoint": checkpoint, "model": segmenter.card.model.model_dump(), "output": segmenter.card.output,
                                "threshold": segmenter.threshold, "tta": tta}}
     if cell_classifier:

@@ -30,11 +30,13 @@ def construct(cls: type, params: dict[str, Any], what: str) -> Any:
         raise ConfigError(f"bad parameters for {what}: {error}") from None
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A config section whose unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class SegmentConfig(_Strict):
+class SegmentConfig(StrictModel):
     """A classical segmentation recipe: preprocessing steps, a method and its parameters."""
 
     method: str = "kmeans"
@@ -44,7 +46,7 @@ class SegmentConfig(_Strict):
     instances: InstanceConfig = Field(default_factory=InstanceConfig)
 
 
-class InstancesFile(_Strict):
+class InstancesFile(StrictModel):
     """A YAML file with one ``instances:`` section (``blastseg predict --instances``)."""
 
     instances: InstanceConfig = Field(default_factory=InstanceConfig)

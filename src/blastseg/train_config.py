@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from blastseg.augment import AugmentConfig
+from blastseg.config import StrictModel
 from blastseg.losses import build_loss
 from blastseg.preprocess import Pipeline
 from blastseg.segment.models import MODELS, ModelSpec
 from blastseg.segment.outputs import Output, output_channels
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     path: str = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
     layout: str = "auto"
     mask_encoding: str | None = None
@@ -45,7 +42,7 @@ class DataConfig(_Strict):
         return value
 
 
-class OptimConfig(_Strict):
+class OptimConfig(StrictModel):
     epochs: int = Field(default=100, ge=1)
     batch_size: int = Field(default=8, ge=1)
     lr: float = Field(default=1e-4, gt=0)
@@ -60,7 +57,7 @@ class OptimConfig(_Strict):
     seed: int = 0
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A complete training recipe (``blastseg train --config``)."""
 
     data: DataConfig

@@ -38,7 +38,6 @@ class CnnParams(BaseModel):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    device: str = "auto"
 
 
 class SmallCnn(nn.Module):

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from blastseg.classify.cnn import CnnParams
+from blastseg.config import StrictModel
 from blastseg.classify.forest import FEATURES, ForestParams
 from blastseg.postprocess import InstanceConfig
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClassifyData(_Strict):
+class ClassifyData(StrictModel):
     path: str = Field(description="dataset folder: Zheng, ALL-IDB1 (.xyc), ALL-IDB2, class sub-folders, images/ + labels.csv")
     layout: str = "auto"
     mask_encoding: str | None = None
@@ -36,7 +33,7 @@ class ClassifyData(_Strict):
     )
 
 
-class ClassifyConfig(_Strict):
+class ClassifyConfig(StrictModel):
     data: ClassifyData
     model: Literal["random_forest", "cnn"] = "random_forest"
     features: list[str] = Field(default_factory=lambda: list(FEATURES), description="cells-table columns the random forest reads")
@@ -44,6 +41,7 @@ class ClassifyConfig(_Strict):
     cnn: CnnParams = Field(default_factory=CnnParams)
     folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
     seed: int = 0
+    device: str = Field(default="auto", description="for the segmentation model and the CNN: auto (CUDA when present), cpu, cuda")
 
     @field_validator("features")
     @classmethod

@@ -21,6 +21,7 @@ from blastseg.cells import cell_crops, cell_rows
 from blastseg.data import BLAST, NORMAL, Sample
 from blastseg.detection import match_centroids
 from blastseg.errors import ConfigError, DatasetError
+from blastseg.io import read_image
 from blastseg.postprocess import InstanceConfig, cell_instances
 
 
@@ -70,7 +71,7 @@ def collect_cells(
     """
     found = LabelledCells()
     for sample in samples:
-        image, labels = sample.load() if use_masks else (sample.load()[0], None)
+        image, labels = sample.load() if use_masks else (read_image(sample.image), None)
         if labels is None:
             if segment is None:
                 raise ConfigError(f"{sample.image}: no mask and no segmentation model to find its cells")

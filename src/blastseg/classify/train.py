@@ -35,6 +35,8 @@ def labelled_samples(config: ClassifyConfig) -> list[Sample]:
     data = config.data
     samples = scan_dataset(data.path, data.layout, data.mask_encoding)
     if data.labels_csv:
+        if not Path(data.labels_csv).is_file():
+            raise DatasetError(f"labels_csv {data.labels_csv}: no such file")
         labels = read_label_csv(Path(data.labels_csv))
         for sample in samples:
             sample.label = label_for(sample.image.stem, labels)
@@ -49,7 +51,7 @@ def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = No
     if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
         from blastseg.segment.deep import DeepSegmenter
 
-        segmenter = DeepSegmenter.load(data.checkpoint, device=config.cnn.device)
+        segmenter = DeepSegmenter.load(data.checkpoint, device=config.device)
         segment = lambda image: segmenter.segment(image).labels  # noqa: E731
     crop_size = config.cnn.input_size
     return collect_cells(
@@ -64,7 +66,7 @@ class Learner:
     def __init__(self, config: ClassifyConfig, cells: LabelledCells, classes: list[str]):
         self.config, self.cells, self.classes = config, cells, classes
         self.features = feature_matrix(cells.rows, config.features)
-        self.device = resolve_device(config.cnn.device)
+        self.device = resolve_device(config.device)
 
     def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
         config = self.config
@@ -74,7 +76,7 @@ class Learner:
             return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=ForestArrays.from_sklearn(forest))
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
-        return CellClassifier(card.model_copy(update={"cnn": config.cnn.model_copy(update={"weights_path": None})}), net=net, device=config.cnn.device)
+        return CellClassifier(card.model_copy(update={"cnn": config.cnn.model_copy(update={"weights_path": None})}), net=net, device=config.device)
 
     def proba(self, classifier: CellClassifier, indices: np.ndarray) -> np.ndarray:
         return classifier.proba_of([self.cells.rows[i] for i in indices], [self.cells.crops[i] for i in indices])
