@@ -53,9 +53,8 @@ def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = No
 
         segmenter = DeepSegmenter.load(data.checkpoint, device=config.device)
         segment = lambda image: segmenter.segment(image).labels  # noqa: E731
-    crop_size = config.cnn.input_size
     return collect_cells(
-        samples, segment, data.instances, crop_size, data.crop_scale, data.match_radius,
+        samples, segment, data.instances, config.cnn.input_size, data.crop_scale, data.match_radius,
         use_masks=data.segmentation != "model", on_done=on_done,
     )
 
@@ -84,6 +83,8 @@ class Learner:
 
 def cross_validated_proba(learner: Learner, targets: np.ndarray, groups: list[str], folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold class probabilities and each cell's fold; one image's cells stay in one fold."""
+    if len(set(groups)) < folds:
+        raise DatasetError(f"{folds}-fold cross-validation keeps each image in one fold, but the cells come from {len(set(groups))} image(s); lower 'folds'")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     proba = np.zeros((len(targets), len(learner.classes)))
     fold_of = np.zeros(len(targets), np.int64)
