@@ -17,8 +17,10 @@ import numpy as np
 from blastseg.cells import cell_rows
 from blastseg.classify.model import CellClassifier
 from blastseg.data import BLAST
+from blastseg.io import read_image
 from blastseg.postprocess import InstanceConfig, cell_instances
 from blastseg.report import class_colours, classified_overlay, overlay
+from blastseg.segment.deep import DeepSegmenter
 
 
 @dataclass
@@ -79,21 +81,21 @@ def analyze_labels(
 
 
 def analyze(
-    image: np.ndarray | str | Path, checkpoint: str = "default", classifier: str | Path | CellClassifier | None = "default",
-    instances: InstanceConfig | None = None, device: str = "auto",
+    image: np.ndarray | str | Path, segmenter: str | Path | DeepSegmenter = "default",
+    classifier: str | Path | CellClassifier | None = "default", instances: InstanceConfig | None = None, device: str = "auto",
 ) -> Analysis:
     """Segment, find, measure and classify the cells of one image in a single call (notebooks).
 
-    ``image`` is an RGB array or a file; ``checkpoint`` a segmentation checkpoint; ``classifier``
-    a classifier file, a loaded one, ``default`` (the bundled white-cell type classifier) or ``None``.
+    ``image`` is an RGB array or a file; ``segmenter`` a segmentation checkpoint or a loaded
+    :class:`DeepSegmenter`; ``classifier`` a classifier file, a loaded one, ``default`` (the
+    bundled white-cell type classifier) or ``None``. For many images, load both once and pass them.
     """
-    from blastseg.io import read_image
-    from blastseg.segment.deep import DeepSegmenter
-
     name = "image"
     if not isinstance(image, np.ndarray):
         name, image = Path(image).name, read_image(image)
     if classifier is not None and not isinstance(classifier, CellClassifier):
         classifier = CellClassifier.load(classifier, device=device)
-    labels = DeepSegmenter.load(checkpoint, device=device).segment(image).labels
+    if not isinstance(segmenter, DeepSegmenter):
+        segmenter = DeepSegmenter.load(segmenter, device=device)
+    labels = segmenter.segment(image).labels
     return analyze_labels(name, image, labels, classifier=classifier, config=instances)

@@ -24,6 +24,7 @@ from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
 from blastseg.labels import NUCLEUS
+from blastseg.preprocess import Resize
 
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 GLCM_LEVELS = 32
@@ -126,8 +127,5 @@ def cell_crops(image: np.ndarray, instances: np.ndarray, size: int, scale: float
         window = size if scale is None else max(8, round(scale * max(y1 - y0, x1 - x0)))
         top, left, bottom, right = crop_window(region.centroid, window, instances.shape)
         crop = image[top:bottom, left:right]
-        if crop.shape[:2] != (size, size):
-            shrinking = crop.shape[0] > size and crop.shape[1] > size
-            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        crops[region.label] = crop
+        crops[region.label] = crop if crop.shape[:2] == (size, size) else Resize(size, size)(crop)
     return crops

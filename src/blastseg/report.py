@@ -1,6 +1,8 @@
-"""What a person looks at: mask PNGs in the shared grey coding, and outline overlays."""
+"""What a person looks at: mask PNGs in the shared grey coding, outline overlays, and plots."""
 
 from __future__ import annotations
+
+import io
 
 import cv2
 import numpy as np
@@ -57,8 +59,9 @@ def classified_overlay(image: np.ndarray, labels: np.ndarray, instances: np.ndar
     cv2.drawContours(canvas, contours, -1, NUCLEUS_COLOUR, thickness)
     for row in rows:
         colour = colours[row["class"]]
-        cell = (instances == row["cell_id"]).astype(np.uint8)
-        contours, _ = cv2.findContours(cell, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        x0, y0, x1, y1 = row["bbox_x0"], row["bbox_y0"], row["bbox_x1"], row["bbox_y1"]
+        cell = (instances[y0:y1, x0:x1] == row["cell_id"]).astype(np.uint8)  # its box only: fields hold many cells
+        contours, _ = cv2.findContours(cell, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
         cv2.drawContours(canvas, contours, -1, colour, thickness)
         top_left, bottom_right = (row["bbox_x0"], row["bbox_y0"]), (row["bbox_x1"] - 1, row["bbox_y1"] - 1)
         cv2.rectangle(canvas, top_left, bottom_right, colour, thickness)
@@ -70,3 +73,21 @@ def classified_overlay(image: np.ndarray, labels: np.ndarray, instances: np.ndar
         cv2.rectangle(canvas, (x, y - height - 1), (x + width, y + base), colour, cv2.FILLED)
         cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return canvas
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use (it is slow to import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def figure_png(figure, dpi: int = 100) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(figure)
+    return buffer.getvalue()

@@ -16,7 +16,6 @@ its number, so a resumed run follows the same path as an uninterrupted one (on C
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import shutil
@@ -40,6 +39,7 @@ from blastseg.labels import target_mask
 from blastseg.losses import build_loss
 from blastseg.metrics import dice
 from blastseg.preprocess import Pipeline
+from blastseg.report import figure_png, pyplot
 from blastseg.runtime import resolve_device, seed_everything
 from blastseg.segment.checkpoint import ModelCard, load_weights, save_checkpoint
 from blastseg.segment.deep import DeepSegmenter
@@ -125,13 +125,8 @@ def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np
 
 def draw_curves(history: list[dict[str, Any]]) -> bytes:
     """PNG of training loss and validation Dice per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     epochs = [r["epoch"] for r in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(9, 3.5))
     left.plot(epochs, [r["train_loss"] for r in history])
     left.set(xlabel="epoch", ylabel="training loss")
     for key in [k for k in history[0] if k.startswith("val_dice")]:
@@ -139,10 +134,7 @@ def draw_curves(history: list[dict[str, Any]]) -> bytes:
     right.set(xlabel="epoch", ylabel="validation Dice")
     right.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def _card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from blastseg.augment import AugmentConfig, build_augmentation
 from blastseg.dataset import to_tensor
 from blastseg.errors import ConfigError
-from blastseg.preprocess import Normalize
+from blastseg.preprocess import Normalize, Resize
 from blastseg.segment.models import read_state_dict
 
 
@@ -93,7 +92,8 @@ class CropDataset(Dataset):
     """Crops (RGB uint8, any square size) resized to ``input_size``, augmented when given a transform."""
 
     def __init__(self, crops: Sequence[np.ndarray], labels: Sequence[int], input_size: int, transform=None):
-        self.crops = [_resize(crop, input_size) for crop in crops]
+        resize = Resize(input_size, input_size)
+        self.crops = [crop if crop.shape[:2] == (input_size, input_size) else resize(crop) for crop in crops]
         self.labels = list(labels)
         self.transform = transform
         self.normalize = Normalize()
@@ -106,12 +106,6 @@ class CropDataset(Dataset):
         if self.transform is not None:
             crop = self.transform(image=crop)["image"]
         return to_tensor(crop, self.normalize), self.labels[index]
-
-
-def _resize(crop: np.ndarray, size: int) -> np.ndarray:
-    if crop.shape[:2] == (size, size):
-        return crop
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
 
 
 def fit_network(

@@ -8,7 +8,6 @@ matrix (CSV and PNG), and the majority-class baseline to compare against.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from blastseg.io import write_bytes, write_csv
+from blastseg.report import figure_png, pyplot
 
 
 def classification_scores(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> dict:
@@ -46,14 +46,9 @@ def write_confusion(folder: Path, confusion: list[list[int]], classes: Sequence[
     """``confusion.csv`` (rows: true class, columns: predicted) and ``confusion.png``."""
     rows = [{"true \\ predicted": name, **dict(zip(classes, counts))} for name, counts in zip(classes, confusion)]
     write_csv(folder / "confusion.csv", rows, ["true \\ predicted", *classes])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     matrix = np.asarray(confusion)
     size = 1.2 + 0.9 * len(classes)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
+    figure, axes = pyplot().subplots(figsize=(size + 1, size))
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
@@ -63,7 +58,4 @@ def write_confusion(folder: Path, confusion: list[list[int]], classes: Sequence[
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    plt.close(figure)
-    write_bytes(folder / "confusion.png", buffer.getvalue())
+    write_bytes(folder / "confusion.png", figure_png(figure, dpi=120))
