@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blastseg.data import scan_dataset
+from blastseg.datasets.layouts import scan_dataset
 from blastseg.io import write_json
 from blastseg.labels import target_mask
 from blastseg.metrics import segmentation_metrics

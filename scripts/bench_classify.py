@@ -14,15 +14,16 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
 from blastseg.io import write_json
+from blastseg.training.classifier import train_classifier
+from blastseg.training.classifier_recipe import ClassifyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("rf", "default_classifier", "cnn")
@@ -41,7 +42,7 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             scores = train_classifier(config.model_copy(update={"seed": seed}), ROOT / "runs" / "bench_classify" / f"{recipe}_seed{seed}", overwrite=True)
-            runs.append({"seed": seed, "seconds": time.perf_counter() - started, **scores})
+            runs.append({"seed": seed, "seconds": time.perf_counter() - started, **asdict(scores)})
         classes = list(runs[0]["per_class"])
         results[recipe] = {
             "model": config.model, "folds": config.folds, "cells": runs[0]["cells"], "counts": runs[0]["counts"],

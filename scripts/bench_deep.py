@@ -26,13 +26,13 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from blastseg.config import load_config
-from blastseg.dataset import select
-from blastseg.evaluate import evaluate_segmenter
+from blastseg.datasets.splits import select
+from blastseg.evaluation.segmentation import evaluate_segmenter
 from blastseg.io import write_json
 from blastseg.segment import create_segmenter
 from blastseg.segment.deep import DeepSegmenter
-from blastseg.train import annotated_samples, train
-from blastseg.train_config import TrainConfig
+from blastseg.training.recipe import TrainConfig
+from blastseg.training.segmentation import annotated_samples, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("nucleus", "cell")
@@ -41,7 +41,8 @@ TARGETS = ("nucleus", "cell")
 def score(segmenter, samples: list, images: list[np.ndarray], repeats: int) -> tuple[list[dict], dict, float]:
     """Per-image rows and summary of ``evaluate_segmenter``, and the median ms per image of
     ``segment()`` over ``repeats`` passes."""
-    rows, summary = evaluate_segmenter(samples, segmenter, "multiclass")
+    evaluation = evaluate_segmenter(samples, segmenter)
+    rows, summary = evaluation.rows, evaluation.summary
     times = []
     for _ in range(repeats):
         for image in images:

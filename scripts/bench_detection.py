@@ -15,13 +15,14 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from blastseg.data import bccd_fields
-from blastseg.detection import score_fields
+from blastseg.datasets.layouts import bccd_fields
+from blastseg.evaluation.detection import score_fields
 from blastseg.io import write_json
-from blastseg.postprocess import InstanceConfig
+from blastseg.postprocess import InstanceRules
 from blastseg.segment.deep import DeepSegmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,16 +32,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "bccd")
     parser.add_argument("--checkpoint", default="default")
-    parser.add_argument("--min-area", type=int, default=InstanceConfig().min_area)
-    parser.add_argument("--min-nucleus-area", type=int, default=InstanceConfig().min_nucleus_area)
-    parser.add_argument("--min-nucleus-fraction", type=float, default=InstanceConfig().min_nucleus_fraction)
-    parser.add_argument("--split-depth", type=float, default=InstanceConfig().split_depth)
+    parser.add_argument("--min-area", type=int, default=InstanceRules().min_area)
+    parser.add_argument("--min-nucleus-area", type=int, default=InstanceRules().min_nucleus_area)
+    parser.add_argument("--min-nucleus-fraction", type=float, default=InstanceRules().min_nucleus_fraction)
+    parser.add_argument("--split-depth", type=float, default=InstanceRules().split_depth)
     parser.add_argument("--no-split", action="store_true", help="keep touching cells as one")
     parser.add_argument("--split", default=None, help="an ImageSets/Main list (train, val, trainval, test); default: every field")
     args = parser.parse_args()
 
     segmenter = DeepSegmenter.load(args.checkpoint, device="cpu")
-    instances_config = InstanceConfig(
+    instances_config = InstanceRules(
         min_area=args.min_area, min_nucleus_area=args.min_nucleus_area, min_nucleus_fraction=args.min_nucleus_fraction,
         split=not args.no_split, split_depth=args.split_depth,
     )
@@ -51,11 +52,11 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     result = {
         "date": date.today().isoformat(), "machine": machine, "checkpoint": args.checkpoint, "split": args.split or "all",
-        "instances": vars(instances_config), **scores, "ms_per_field_mean": 1000 * seconds / max(scores["fields"], 1),
+        "instances": instances_config.model_dump(), **asdict(scores), "ms_per_field_mean": 1000 * seconds / max(scores.fields, 1),
     }
     write_json(ROOT / "results" / f"bench_detection_{result['split']}.json", result)
-    print(f"{scores['fields']} fields, {scores['tp'] + scores['fn']} WBC boxes: precision {scores['precision']:.4f}, "
-          f"recall {scores['recall']:.4f} (TP {scores['tp']}, FP {scores['fp']}, FN {scores['fn']}), "
+    print(f"{scores.fields} fields, {scores.tp + scores.fn} WBC boxes: precision {scores.precision:.4f}, "
+          f"recall {scores.recall:.4f} (TP {scores.tp}, FP {scores.fp}, FN {scores.fn}), "
           f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_mean']:.0f} ms per field; "
           f"median area of matched / unmatched cells {result['median_area']['matched']} / {result['median_area']['unmatched']} px")
 

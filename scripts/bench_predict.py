@@ -23,8 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from bench_classical import mosaic  # scripts/ is on the path when run as a script
-
-from blastseg.data import scan_dataset
+from blastseg.datasets.layouts import scan_dataset
 from blastseg.io import write_json, write_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from blastseg.classify.config import ClassifyConfig
 from blastseg.classify.model import CellClassifier, bundled_classifier
-from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
+from blastseg.training.classifier import train_classifier
+from blastseg.training.classifier_recipe import ClassifyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,11 +32,11 @@ def main() -> None:
         "trained_on": "Zheng et al. WBC Dataset1 + Dataset2 labels.csv (weak labels), ground-truth masks, configs/default_classifier.yaml",
     })
     classifier.save(bundled_classifier().with_suffix(""))
-    print(f"{scores['model']}, {scores['folds']}-fold CV on {scores['cells']} cells: macro F1 {scores['macro_f1']:.4f} "
-          f"(majority-class baseline {scores['majority_baseline']['macro_f1']:.4f}), accuracy {scores['accuracy']:.4f}")
-    for name, stats in scores["per_class"].items():
+    print(f"{scores.model}, {scores.folds}-fold CV on {scores.cells} cells: macro F1 {scores.macro_f1:.4f} "
+          f"(majority-class baseline {scores.majority_baseline['macro_f1']:.4f}), accuracy {scores.accuracy:.4f}")
+    for name, stats in scores.per_class.items():
         print(f"  {name:12s} n {stats['support']:4d}  precision {stats['precision']:.3f}  recall {stats['recall']:.3f}  F1 {stats['f1']:.3f}")
-    print(f"left out: {scores['left_out_classes']}")
+    print(f"left out: {scores.left_out_classes}")
 
 
 if __name__ == "__main__":

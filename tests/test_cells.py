@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
-from blastseg.postprocess import InstanceConfig, cell_instances, filter_areas, nucleus_instances, split_by_depth
-from conftest import disc
+from blastseg.postprocess import InstanceRules, cell_instances, filter_areas, nucleus_instances, split_by_depth
+from tests.synthetic import disc
 
 
 def test_two_touching_discs_split_into_two_cells_each_with_its_nucleus():
@@ -20,7 +20,7 @@ def test_two_touching_discs_split_into_two_cells_each_with_its_nucleus():
     assert cells[40, 40] != cells[40, 78] and cells[40, 40] > 0 and cells[40, 78] > 0
     nuclei = nucleus_instances(labels, cells)
     assert set(np.unique(nuclei[labels == 2])) == {1, 2}
-    assert cell_instances(labels, InstanceConfig(split=False)).max() == 1
+    assert cell_instances(labels, InstanceRules(split=False)).max() == 1
 
 
 def test_split_depth_is_scale_free_and_keeps_an_oval_whole():
@@ -42,9 +42,9 @@ def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
     labels[disc((60, 100), (30, 75), 15)] = 1
     labels[29:31, 25:75] = 1  # a 2-pixel bridge
     labels[5:8, 90:93] = 1  # a 9-pixel speck
-    cells = cell_instances(labels, InstanceConfig(split=False, min_area=50))
+    cells = cell_instances(labels, InstanceRules(split=False, min_area=50))
     assert cells.max() == 2
-    assert cell_instances(labels, InstanceConfig(split=False, min_area=50, max_area=500)).max() == 0
+    assert cell_instances(labels, InstanceRules(split=False, min_area=50, max_area=500)).max() == 0
     np.testing.assert_array_equal(filter_areas(np.array([[1, 1, 2, 3, 3, 3]]), 2, 2), [[1, 1, 0, 0, 0, 0]])
 
 
@@ -53,9 +53,9 @@ def test_cells_without_enough_nucleus_are_dropped():
     labels[disc((40, 80), (20, 20), 12)] = 1
     labels[disc((40, 80), (20, 20), 5)] = 2  # 81 nucleus pixels
     labels[disc((40, 80), (20, 60), 12)] = 1  # no nucleus: a red cell taken for cytoplasm
-    cells = cell_instances(labels, InstanceConfig(min_nucleus_area=50))
+    cells = cell_instances(labels, InstanceRules(min_nucleus_area=50))
     assert cells.max() == 1 and cells[20, 20] == 1 and cells[20, 60] == 0
-    assert cell_instances(labels, InstanceConfig(min_nucleus_area=100)).max() == 0
+    assert cell_instances(labels, InstanceRules(min_nucleus_area=100)).max() == 0
 
 
 def test_a_nucleus_small_beside_the_largest_in_the_image_is_dropped():
@@ -65,7 +65,7 @@ def test_a_nucleus_small_beside_the_largest_in_the_image_is_dropped():
     labels[disc((40, 80), (20, 60), 12)] = 1
     labels[disc((40, 80), (20, 60), 3)] = 2  # 29 pixels: under 0.2 of 317
     assert cell_instances(labels).max() == 1
-    assert cell_instances(labels, InstanceConfig(min_nucleus_fraction=0.05)).max() == 2
+    assert cell_instances(labels, InstanceRules(min_nucleus_fraction=0.05)).max() == 2
 
 
 def test_features_of_a_disc_with_a_nucleus():

@@ -9,22 +9,23 @@ import tifffile
 import torch
 from sklearn.ensemble import RandomForestClassifier
 
-from blastseg.analysis import analyze, analyze_labels, count_cells
-from blastseg.classify.cnn import CnnParams, fit_network
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.examples import collect_cells
-from blastseg.classify.forest import FEATURES, ForestArrays, ForestParams, fit_forest
+from blastseg.analysis import CellCounts, analyze, analyze_labels, count_cells
+from blastseg.cells import FEATURES
 from blastseg.classify.model import CellClassifier, ClassifierCard
-from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
-from blastseg.data import scan_dataset
+from blastseg.datasets.layouts import scan_dataset
 from blastseg.errors import BlastsegError
 from blastseg.io import write_png
-from blastseg.postprocess import InstanceConfig
-from blastseg.report import class_colours
+from blastseg.postprocess import InstanceRules
+from blastseg.render import class_colours
 from blastseg.segment import Segmentation
-from conftest import colour_labels, synthetic_cell, synthetic_field
-from test_cli import run
+from blastseg.training.classifier import train_classifier
+from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.training.cnn import CnnTraining, fit_network
+from blastseg.training.forest import ForestParams, fit_forest, forest_arrays
+from blastseg.training.labelled_cells import collect_cells
+from tests.synthetic import colour_labels, synthetic_cell, synthetic_field
+from tests.test_cli import run
 
 BLAST_NUCLEUS, NORMAL_NUCLEUS = 24, 11  # radii in a cell of radius about 30: blasts are mostly nucleus
 
@@ -72,7 +73,7 @@ def test_forest_arrays_predict_as_sklearn_and_survive_a_save_load_round_trip(tmp
     features = rng.normal(size=(120, len(FEATURES)))
     labels = (features[:, 0] + 0.5 * features[:, 3] > 0).astype(int) + (features[:, 5] > 1).astype(int)
     forest = fit_forest(features, labels, ForestParams(n_estimators=20), seed=0)
-    arrays = ForestArrays.from_sklearn(forest)
+    arrays = forest_arrays(forest)
     test = rng.normal(size=(50, len(FEATURES)))
     np.testing.assert_allclose(arrays.predict_proba(test), forest.predict_proba(test), atol=1e-6)
 
@@ -84,7 +85,7 @@ def test_forest_arrays_predict_as_sklearn_and_survive_a_save_load_round_trip(tmp
 
 
 def test_files_blastseg_did_not_write_are_refused(tmp_path):
-    arrays = ForestArrays.from_sklearn(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1]))
+    arrays = forest_arrays(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1]))
     card = ClassifierCard(kind="random_forest", classes=["a", "b"], features=["area"])
     CellClassifier(card, forest=arrays).save(tmp_path / "c")
     (tmp_path / "other.json").write_text(json.dumps({"format": "pickle", "kind": "random_forest"}))
@@ -102,7 +103,7 @@ def test_files_blastseg_did_not_write_are_refused(tmp_path):
 
 
 def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
-    params = CnnParams(input_size=16, epochs=1, batch_size=4)
+    params = CnnTraining(input_size=16, epochs=1, batch_size=4)
     crops = [synthetic_cell((16, 16), (8, 8), 6, r, seed=i)[0] for i, r in enumerate([5, 2] * 4)]
     net = fit_network(crops, np.array([0, 1] * 4), 2, params, torch.device("cpu"))
     card = ClassifierCard(kind="cnn", classes=["blast", "normal"], cnn=params)
@@ -121,7 +122,7 @@ def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
 def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
     write_allidb1(tmp_path / "fields", fields=2)
     samples = scan_dataset(tmp_path / "fields")
-    found = collect_cells(samples, colour_labels, InstanceConfig(), 32, 1.25)
+    found = collect_cells(samples, colour_labels, InstanceRules(), 32, 1.25)
     first = [row for row in found.rows if row["image"] == "Im001_1.jpg"]
     by_place = {(round(row["y"]), round(row["x"])): row["label"] for row in first}
     assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
@@ -129,7 +130,7 @@ def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
     assert found.unmatched == [{"image": "Im001_1.jpg", "x": 290.0, "y": 5.0}]
     assert all(crop.shape == (32, 32, 3) for crop in found.crops)
     # a fixed radius smaller than the 2-3 pixel offset of the listed centroids matches nothing
-    strict = collect_cells(samples, colour_labels, InstanceConfig(), 32, 1.25, match_radius=2)
+    strict = collect_cells(samples, colour_labels, InstanceRules(), 32, 1.25, match_radius=2)
     assert {row["label"] for row in strict.rows} == {"normal"} and len(strict.unmatched) == 3
 
 
@@ -138,13 +139,14 @@ def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, m
     monkeypatch.setattr("blastseg.segment.deep.DeepSegmenter.load", lambda *args, **kwargs: ColourSegmenter())
     config = ClassifyConfig.model_validate({"data": {"path": str(tmp_path / "fields")}, "folds": 3, "random_forest": {"n_estimators": 20}})
     scores = train_classifier(config, tmp_path / "run")
-    assert scores["counts"] == {"blast": 6, "normal": 10}
-    assert scores["macro_f1"] == 1.0 and scores["majority_baseline"]["macro_f1"] == pytest.approx(0.3846, abs=1e-4)
+    assert scores.counts == {"blast": 6, "normal": 10}
+    assert scores.macro_f1 == 1.0 and scores.majority_baseline["macro_f1"] == pytest.approx(0.3846, abs=1e-4)
     assert (tmp_path / "run" / "unmatched_centroids.csv").read_text().count("Im00") == 3
     with pytest.raises(BlastsegError, match="already holds a run"):
         train_classifier(config, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tmp_path):
     write_allidb2(tmp_path / "allidb2")
     recipe = tmp_path / "blast.yaml"
@@ -172,17 +174,17 @@ def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tm
 def test_classified_cells_are_counted_and_drawn_in_their_colours():
     write_classifier = ClassifierCard(kind="random_forest", classes=["blast", "normal"], features=["nc_ratio"])
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit([[0.1], [0.2], [0.6], [0.7]], [1, 1, 0, 0])
-    classifier = CellClassifier(write_classifier, forest=ForestArrays.from_sklearn(forest))
+    classifier = CellClassifier(write_classifier, forest=forest_arrays(forest))
     image, labels = synthetic_field((200, 300), FIELD_CELLS)
     result = analyze_labels("field.png", image, labels, classifier=classifier)
     by_place = {(round(row["y"]), round(row["x"])): row["class"] for row in result.cells}
     assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
-    assert result.summary() == {"cells": 4, "counts": {"blast": 2, "normal": 2}, "blast_percent": 50.0}
+    assert result.summary() == CellCounts(cells=4, counts={"blast": 2, "normal": 2}, blast_percent=50.0)
     drawn = result.overlay()
     colours = class_colours(classifier.classes)
     for row in result.cells:  # the top-left corner of each box is drawn in its class colour
         assert tuple(drawn[row["bbox_y0"] + 5, row["bbox_x0"]]) == colours[row["class"]]
-    assert count_cells([], ["blast", "normal"])["blast_percent"] is None
+    assert count_cells([], ["blast", "normal"]).blast_percent is None
 
 
 def test_analyze_runs_the_bundled_models_on_the_bundled_field():
@@ -190,7 +192,7 @@ def test_analyze_runs_the_bundled_models_on_the_bundled_field():
 
     result = blastseg.analyze(blastseg.example_image_path(), device="cpu")
     assert result.classes == ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
-    assert result.summary()["cells"] == len(result.cells) == 1
+    assert result.summary().cells == len(result.cells) == 1
     assert 0.25 <= result.cells[0]["probability"] <= 1
     segmenter = blastseg.DeepSegmenter.load(device="cpu")  # loaded once for many images
     assert analyze(blastseg.read_image(blastseg.example_image_path()), segmenter, classifier=None).classes is None

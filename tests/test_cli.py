@@ -1,19 +1,30 @@
-"""The command line end to end, through a subprocess as a user runs it."""
+"""The command line end to end: through a subprocess as a user runs it (``run``), and in this
+process where only the error paths and file handling are at stake (``invoke``: no start-up cost)."""
 
 import csv
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from blastseg.cli import app
 from blastseg.io import read_mask
-from conftest import synthetic_cell
+from tests.synthetic import synthetic_cell
 
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "blastseg", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def invoke(*args):
+    """The CLI in this process, answering like :func:`run` (returncode, stdout, stderr)."""
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def write_cells(folder, count=3):
@@ -41,12 +52,12 @@ def test_segment_writes_mask_and_overlay(tmp_path):
 def test_segment_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path):
     write_cells(tmp_path / "in", 1)
     image = tmp_path / "in" / "000.bmp"
-    assert run("segment", image, "--out", tmp_path / "out").returncode == 0
-    again = run("segment", image, "--out", tmp_path / "out")
+    assert invoke("segment", image, "--out", tmp_path / "out").returncode == 0
+    again = invoke("segment", image, "--out", tmp_path / "out")
     assert again.returncode == 2 and "exists" in again.stderr and "--overwrite" in again.stderr
-    assert run("segment", image, "--out", tmp_path / "out", "--overwrite").returncode == 0
+    assert invoke("segment", image, "--out", tmp_path / "out", "--overwrite").returncode == 0
     (tmp_path / "broken.jpg").write_text("not an image")
-    broken = run("segment", tmp_path / "broken.jpg", "--out", tmp_path / "o2")
+    broken = invoke("segment", tmp_path / "broken.jpg", "--out", tmp_path / "o2")
     assert broken.returncode == 2
     assert broken.stderr.strip().count("\n") == 0 and "broken.jpg" in broken.stderr and "Traceback" not in broken.stderr
 
@@ -54,17 +65,17 @@ def test_segment_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path):
 def test_unknown_names_and_config_keys_list_valid_ones(tmp_path):
     write_cells(tmp_path / "in", 1)
     image = tmp_path / "in" / "000.bmp"
-    bad_method = run("segment", image, "--method", "unet", "--out", tmp_path / "o")
+    bad_method = invoke("segment", image, "--method", "unet", "--out", tmp_path / "o")
     assert bad_method.returncode == 2 and "valid: adaptive, hsv, kmeans, otsu, watershed" in bad_method.stderr
     (tmp_path / "c.yaml").write_text("method: otsu\ntreshold: 3\n")
-    bad_key = run("segment", image, "--config", tmp_path / "c.yaml", "--out", tmp_path / "o")
-    assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: method, target, params, preprocess" in bad_key.stderr
+    bad_key = invoke("segment", image, "--config", tmp_path / "c.yaml", "--out", tmp_path / "o")
+    assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: kind, method, target, params, preprocess" in bad_key.stderr
 
 
 def test_evaluate_writes_csv_and_summary(tmp_path):
     write_cells(tmp_path / "data", 3)
     (tmp_path / "c.yaml").write_text("method: kmeans\ntarget: cell\npreprocess: [{name: median, kernel: 3}]\n")
-    result = run("evaluate", "--data", tmp_path / "data", "--config", tmp_path / "c.yaml", "--out", tmp_path / "ev")
+    result = invoke("evaluate", "--data", tmp_path / "data", "--config", tmp_path / "c.yaml", "--out", tmp_path / "ev")
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "ev" / "per_image.csv").read_text().splitlines()
     assert lines[0].startswith("image,group,target,dice,iou,ssim,precision,recall,specificity,accuracy")
@@ -78,13 +89,13 @@ def test_evaluate_writes_csv_and_summary(tmp_path):
 
 def test_evaluate_sweep_and_errors(tmp_path):
     write_cells(tmp_path / "data", 2)
-    sweep = run("evaluate", "--data", tmp_path / "data", "--method", "kmeans", "--sweep", "-p", "k_range=[2,3]", "--out", tmp_path / "ev")
+    sweep = invoke("evaluate", "--data", tmp_path / "data", "--method", "kmeans", "--sweep", "-p", "k_range=[2,3]", "--out", tmp_path / "ev")
     assert sweep.returncode == 0, sweep.stderr
     assert "k" in (tmp_path / "ev" / "per_image.csv").read_text().splitlines()[0].split(",")
-    not_kmeans = run("evaluate", "--data", tmp_path / "data", "--method", "otsu", "--sweep", "--out", tmp_path / "ev2")
-    assert not_kmeans.returncode == 2 and "--sweep needs --method kmeans" in not_kmeans.stderr
+    not_kmeans = invoke("evaluate", "--data", tmp_path / "data", "--method", "otsu", "--sweep", "--out", tmp_path / "ev2")
+    assert not_kmeans.returncode == 2 and "(--sweep) needs the kmeans method, not otsu" in not_kmeans.stderr
     (tmp_path / "empty").mkdir()
-    empty = run("evaluate", "--data", tmp_path / "empty", "--out", tmp_path / "ev3")
+    empty = invoke("evaluate", "--data", tmp_path / "empty", "--out", tmp_path / "ev3")
     assert empty.returncode == 2 and "no images found" in empty.stderr
 
 
@@ -93,6 +104,7 @@ def test_help_lists_commands():
     assert result.returncode == 0 and "segment" in result.stdout and "evaluate" in result.stdout
 
 
+@pytest.mark.slow
 def test_predict_with_the_bundled_model_on_the_bundled_field(tmp_path):
     from blastseg import example_image_path
 
@@ -106,6 +118,7 @@ def test_predict_with_the_bundled_model_on_the_bundled_field(tmp_path):
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_predict_reads_the_instances_yaml_and_names_valid_keys(tmp_path):
     image = tmp_path / "cell.png"
     Image.fromarray(synthetic_cell((128, 128), (64, 64), 40, 20)[0]).save(image)

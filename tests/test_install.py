@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_deep_learning_stack_imports_and_runs_on_cpu():
     code = (
         "import torch, torchvision, segmentation_models_pytorch as smp\n"

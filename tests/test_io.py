@@ -4,7 +4,7 @@ import tifffile
 from PIL import Image
 
 from blastseg.errors import ImageReadError
-from blastseg.io import atomic_path, read_image, read_mask, read_voc, read_xyc, write_csv, write_json, write_png
+from blastseg.io import atomic_path, read_image, read_mask, write_csv, write_json, write_png
 
 RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], np.uint8)
 
@@ -88,38 +88,14 @@ def test_sixteen_bit_label_mask_keeps_its_values_and_float_images_scale(tmp_path
     assert read_image(tmp_path / "f255.tif")[0, :, 0].tolist() == [0, 128, 255]
 
 
-def test_read_xyc(tmp_path):
-    (tmp_path / "Im001_1.xyc").write_text("10 20\n  30\t40.5 \n\n")
-    assert read_xyc(tmp_path / "Im001_1.xyc").tolist() == [[10, 20], [30, 40.5]]
-    (tmp_path / "Im002_0.xyc").write_text("")
-    assert read_xyc(tmp_path / "Im002_0.xyc").shape == (0, 2)
-    (tmp_path / "bad.xyc").write_text("1 2\nx y\n")
-    with pytest.raises(ImageReadError, match="bad.xyc:2"):
-        read_xyc(tmp_path / "bad.xyc")
-
-
-def test_read_voc(tmp_path):
-    (tmp_path / "a.xml").write_text(
-        "<annotation><object><name>WBC</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax>"
-        "<ymax>40</ymax></bndbox></object><object><name>RBC</name><bndbox><xmin>5</xmin><ymin>6</ymin>"
-        "<xmax>7</xmax><ymax>8</ymax></bndbox></object></annotation>"
-    )
-    boxes = read_voc(tmp_path / "a.xml")
-    assert [(b.label, b.xmin, b.ymax) for b in boxes] == [("WBC", 1, 40), ("RBC", 5, 8)]
-    (tmp_path / "b.xml").write_text("<annotation><object>")
-    with pytest.raises(ImageReadError, match="b.xml"):
-        read_voc(tmp_path / "b.xml")
-
-
 def test_writers_are_atomic_and_leave_no_temp_files(tmp_path):
     write_png(tmp_path / "m.png", np.array([[0, 255]], np.uint8))
     write_json(tmp_path / "s.json", {"x": np.float32(0.5)})
     write_csv(tmp_path / "t.csv", [{"a": 1, "b": 0.25}])
     assert (tmp_path / "t.csv").read_text() == "a,b\n1,0.25\n"
     assert '"x": 0.5' in (tmp_path / "s.json").read_text()
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "s.json") as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "s.json") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert '"x": 0.5' in (tmp_path / "s.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "s.json", "t.csv"]

@@ -32,7 +32,7 @@ def test_empty_mask_conventions():
 def test_ssim_hand_worked_on_constant_masks():
     ones, zeros = np.ones((8, 8), bool), np.zeros((8, 8), bool)
     assert ssim(ones, ones) == 1.0
-    # constant images: SSIM = (2·1·0 + C1)/(1 + 0 + C1) with C1 = (0.01·1)² 
+    # constant images: SSIM = (2·1·0 + C1)/(1 + 0 + C1) with C1 = (0.01·1)²
     assert ssim(ones, zeros) == pytest.approx(1e-4 / (1 + 1e-4), rel=1e-6)
     square = np.zeros((20, 20), bool)
     square[5:15, 5:15] = True

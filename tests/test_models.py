@@ -7,17 +7,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from blastseg.dataset import to_tensor
 from blastseg.errors import BlastsegError
-from blastseg.losses import build_loss
 from blastseg.metrics import dice
 from blastseg.preprocess import Normalize
 from blastseg.segment.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from blastseg.segment.heads import OUTPUTS, decode_probabilities, encode_target
 from blastseg.segment.inference import predict_probabilities
-from blastseg.segment.models import MODELS, ModelSpec, create_model
-from blastseg.segment.outputs import OUTPUTS, decode_probabilities, encode_target
-
-from conftest import BACKGROUND_RGB, CYTOPLASM_RGB, NUCLEUS_RGB, disc, synthetic_cell
+from blastseg.segment.networks import MODELS, ModelSpec, create_model
+from blastseg.tensors import to_tensor
+from blastseg.training.losses import build_loss
+from tests.synthetic import BACKGROUND_RGB, CYTOPLASM_RGB, NUCLEUS_RGB, disc, synthetic_cell
 
 SMALL = {"depth": 3, "decoder_channels": [32, 16, 8]}
 
@@ -75,7 +74,7 @@ def test_registry_and_defaults():
 
 def test_encoder_weights_of_another_encoder_are_refused(tmp_path):
     save_file({"conv1.weight": torch.zeros(3, 3)}, tmp_path / "other.safetensors")
-    with pytest.raises(BlastsegError, match="do not fit this encoder"):
+    with pytest.raises(BlastsegError, match="holds weights of another architecture than this encoder"):
         create_model(ModelSpec(encoder_weights_path=str(tmp_path / "other.safetensors"), **SMALL))
     with pytest.raises(BlastsegError, match="no such file"):
         create_model(ModelSpec(encoder_weights_path=str(tmp_path / "missing.pth"), **SMALL))

@@ -5,17 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.train import train_classifier
 from blastseg.config import load_config
-from blastseg.data import bccd_fields, scan_dataset
-from blastseg.detection import score_fields
-from blastseg.dataset import select, split_samples
-from blastseg.evaluate import evaluate_segmenter
-from blastseg.postprocess import InstanceConfig, cell_instances
+from blastseg.datasets.layouts import bccd_fields, scan_dataset
+from blastseg.datasets.splits import select, split_samples
+from blastseg.evaluation.detection import score_fields
+from blastseg.evaluation.segmentation import evaluate_segmenter
+from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.segment import create_segmenter
 from blastseg.segment.deep import DeepSegmenter
-from blastseg.train_config import TrainConfig
+from blastseg.training.classifier import train_classifier
+from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.training.recipe import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 @pytest.mark.parametrize("group", ["Dataset1", "Dataset2"])
 def test_unsupervised_kmeans_meets_the_bars(shared_data, group):
     samples = scan_dataset(shared_data / "zheng_wbc" / group)
-    _, summary = evaluate_segmenter(samples, create_segmenter("kmeans", target="multiclass"), "multiclass")
+    summary = evaluate_segmenter(samples, create_segmenter("kmeans", target="multiclass")).summary
     assert summary["nucleus"]["all"]["dice"]["mean"] >= 0.93
     assert summary["cell"]["all"]["dice"]["mean"] >= 0.85
 
@@ -33,13 +33,13 @@ def test_unsupervised_kmeans_meets_the_bars(shared_data, group):
 @pytest.mark.parametrize("group", ["Dataset1", "Dataset2"])
 def test_sweep_with_ground_truth_picks_a_better_nucleus(shared_data, group):
     samples = scan_dataset(shared_data / "zheng_wbc" / group)[::4]
-    _, summary = evaluate_segmenter(samples, create_segmenter("kmeans", target="nucleus"), "nucleus", sweep=True)
+    summary = evaluate_segmenter(samples, create_segmenter("kmeans", target="nucleus"), sweep=True).summary
     assert summary["nucleus"]["all"]["dice"]["mean"] >= 0.95
 
 
 def test_otsu_green_baseline_is_what_the_literature_reports(shared_data):
     samples = scan_dataset(shared_data / "zheng_wbc" / "Dataset1")
-    _, summary = evaluate_segmenter(samples, create_segmenter("otsu", target="nucleus"), "nucleus")
+    summary = evaluate_segmenter(samples, create_segmenter("otsu", target="nucleus")).summary
     assert summary["nucleus"]["all"]["dice"]["mean"] == pytest.approx(0.66, abs=0.03)
 
 
@@ -57,7 +57,7 @@ def test_bundled_model_meets_the_bars_on_its_held_out_test_part(shared_data):
     config = load_config(REPO / "configs" / "default_model.yaml", TrainConfig)
     samples = scan_dataset(shared_data / "zheng_wbc")
     test = select(samples, split_samples(samples, config.data.split, config.data.seed)["test"])
-    _, summary = evaluate_segmenter(test, DeepSegmenter.load(device="cpu"), "multiclass")
+    summary = evaluate_segmenter(test, DeepSegmenter.load(device="cpu")).summary
     for group in ("Dataset1", "Dataset2"):
         assert summary["nucleus"]["groups"][group]["dice"]["mean"] >= 0.96
         assert summary["cell"]["groups"][group]["dice"]["mean"] >= 0.95
@@ -79,16 +79,16 @@ def test_smoke_recipe_trains_through_the_cli(shared_data, tmp_path):
 def test_bundled_model_finds_the_white_cells_of_the_bccd_test_fields(shared_data):
     # the post-processing was chosen on the trainval fields; these 72 were not looked at
     fields = bccd_fields(shared_data / "bccd", "test")
-    scores = score_fields(fields, DeepSegmenter.load("default", device="cpu"), InstanceConfig())
-    assert scores["fields"] == 72
-    assert scores["recall"] >= 0.95 and scores["precision"] >= 0.90
+    scores = score_fields(fields, DeepSegmenter.load("default", device="cpu"), InstanceRules())
+    assert scores.fields == 72
+    assert scores.recall >= 0.95 and scores.precision >= 0.90
 
 
 def test_random_forest_beats_the_majority_class_on_zheng_labels(shared_data, tmp_path):
     config = ClassifyConfig.model_validate({"data": {"path": str(shared_data / "zheng_wbc")}, "random_forest": {"n_estimators": 100}})
     scores = train_classifier(config, tmp_path / "rf")
-    assert scores["left_out_classes"] == {"basophil": 2}  # two basophils cannot fill five folds
-    assert scores["macro_f1"] >= 0.75 and scores["majority_baseline"]["macro_f1"] < 0.2
+    assert scores.left_out_classes == {"basophil": 2}  # two basophils cannot fill five folds
+    assert scores.macro_f1 >= 0.75 and scores.majority_baseline["macro_f1"] < 0.2
 
 
 def test_default_instances_find_one_cell_in_every_zheng_mask(shared_data):

@@ -5,7 +5,7 @@ from blastseg.errors import ConfigError, UnknownNameError
 from blastseg.labels import target_mask
 from blastseg.metrics import dice
 from blastseg.segment import SEGMENTERS, create_segmenter
-from conftest import disc, synthetic_cell
+from tests.synthetic import disc, synthetic_cell
 
 
 def score(name, target, image, labels, **params):
@@ -83,9 +83,13 @@ def test_registry_and_parameter_errors():
     assert sorted(SEGMENTERS) == ["adaptive", "hsv", "kmeans", "otsu", "watershed"]
     with pytest.raises(UnknownNameError, match="unknown segmenter 'unet'; valid: adaptive, hsv, kmeans, otsu, watershed"):
         create_segmenter("unet")
-    with pytest.raises(ConfigError, match="unknown parameter.*clusters.*valid: target, k, k_range"):
+    with pytest.raises(ConfigError, match="segmenter 'kmeans': unknown key 'clusters'; valid keys: target, k, k_range"):
         create_segmenter("kmeans", clusters=4)
-    with pytest.raises(UnknownNameError, match="valid: nucleus, cell"):
+    with pytest.raises(ConfigError, match="segmenter 'otsu': target: Input should be 'nucleus' or 'cell'"):
         create_segmenter("otsu", target="multiclass")
-    with pytest.raises(ConfigError, match="block_size"):
-        create_segmenter("adaptive", block_size=4).segment(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ConfigError, match="block_size: must be an odd integer"):  # refused when built, before any image
+        create_segmenter("adaptive", block_size=4)
+    with pytest.raises(ConfigError, match="k_range: needs 2 <= lo <= hi"):
+        create_segmenter("kmeans", k_range=[5, 3])
+    with pytest.raises(ConfigError, match="segmenter 'watershed': segmenter 'otsu': unknown key 'k'"):
+        create_segmenter("watershed", base="otsu", base_params={"k": 3})

@@ -12,14 +12,18 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from blastseg.augment import AugmentConfig, build_augmentation
-from blastseg.data import Sample, scan_dataset
-from blastseg.dataset import kfold_splits, split_samples
+from blastseg.config import load_config
+from blastseg.datasets.layouts import Sample, scan_dataset
+from blastseg.datasets.splits import kfold_splits, split_samples
 from blastseg.errors import BlastsegError
 from blastseg.io import read_image, read_mask
-from blastseg.train import Monitor, train
-from blastseg.train_config import TrainConfig
-from conftest import synthetic_cell
+from blastseg.postprocess import InstancesFile
+from blastseg.segment.recipe import SegmentConfig
+from blastseg.training.augment import AugmentConfig, build_augmentation
+from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.training.recipe import TrainConfig
+from blastseg.training.segmentation import Monitor, train
+from tests.synthetic import synthetic_cell
 
 
 def cli(*args, cwd=None):
@@ -82,6 +86,7 @@ class Interrupt(Monitor):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path):
     config = TrainConfig.model_validate(recipe(cells_dataset))
     straight = train(config, tmp_path / "straight")
@@ -89,7 +94,7 @@ def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path):
         train(config, tmp_path / "resumed", monitor=Interrupt())
     assert json.loads((tmp_path / "resumed" / "last.json").read_text())["metrics"]["epoch"] == 1
     resumed = train(None, tmp_path / "resumed", resume=True)
-    assert resumed["epochs"] == straight["epochs"] == 2
+    assert resumed.epochs == straight.epochs == 2
     for name in ("last", "best"):
         a = load_file(tmp_path / "straight" / f"{name}.safetensors")
         b = load_file(tmp_path / "resumed" / f"{name}.safetensors")
@@ -103,6 +108,7 @@ def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path):
         train(other, tmp_path / "straight", resume=True)
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_through_the_cli(cells_dataset, tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe(cells_dataset, epochs=3, steps_per_epoch=3)))
     run = tmp_path / "run"
@@ -137,6 +143,7 @@ def test_train_evaluate_predict_through_the_cli(cells_dataset, tmp_path):
     assert header.startswith("image,cell_id,x,y,bbox_x0,bbox_y0,bbox_x1,bbox_y1,area,") and ",nucleus_area," in header
 
 
+@pytest.mark.slow
 def test_cross_validation_reports_mean_and_std(cells_dataset, tmp_path):
     (tmp_path / "cv.yaml").write_text(yaml.safe_dump(recipe(cells_dataset, epochs=1, steps_per_epoch=1)))
     result = cli("train", "--config", tmp_path / "cv.yaml", "--out", tmp_path / "cv", "--folds", "2")
@@ -148,6 +155,7 @@ def test_cross_validation_reports_mean_and_std(cells_dataset, tmp_path):
     assert sorted(tests[0] + tests[1]) == sorted(f"{cells_dataset.name}/{p.stem}" for p in (cells_dataset / "images").iterdir())
 
 
+@pytest.mark.slow
 def test_bad_recipes_fail_in_one_line_before_anything_is_written(cells_dataset, tmp_path):
     bad = recipe(cells_dataset)
     bad["optim"]["epoch"] = 3
@@ -156,7 +164,7 @@ def test_bad_recipes_fail_in_one_line_before_anything_is_written(cells_dataset, 
     assert result.returncode == 2 and "unknown key 'optim.epoch'; valid keys: epochs, batch_size" in result.stderr
     bad = {**recipe(cells_dataset), "loss": [{"name": "tversky", "alpah": 0.3}]}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    assert "valid: alpha, beta" in cli("train", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "run").stderr
+    assert "unknown key 'alpah'; valid keys: alpha, beta" in cli("train", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "run").stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     bad = {**recipe(cells_dataset), "data": {"path": str(empty)}}
@@ -179,23 +187,23 @@ def test_multiclass_grey_input_and_summed_losses_train(cells_dataset, tmp_path):
     spec["output"] = "multiclass"
     spec["loss"] = [{"name": "focal", "weight": 1.0}, {"name": "tversky", "weight": 0.5, "alpha": 0.3, "beta": 0.7}]
     result = train(TrainConfig.model_validate(spec), tmp_path / "run")
-    assert set(result["test"]) == {"nucleus", "cell"}
+    assert set(result.test) == {"nucleus", "cell"}
     card = json.loads((tmp_path / "run" / "best.json").read_text())
     assert card["output"] == "multiclass" and card["model"]["classes"] == 3 and card["model"]["in_channels"] == 1
     with pytest.raises(ValueError, match="in_channels must be 3"):
         TrainConfig.model_validate({**spec, "model": {"in_channels": 4}})
 
 
-@pytest.mark.parametrize("recipe_file", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_recipe_validates(recipe_file):
-    from blastseg.classify.config import ClassifyConfig
-    from blastseg.config import InstancesFile, SegmentConfig, load_config
+SCHEMAS = {"segmentation": TrainConfig, "classifier": ClassifyConfig, "classical": SegmentConfig, "instances": InstancesFile}
 
-    data = yaml.safe_load(recipe_file.read_text())
-    if data.get("model") in ("random_forest", "cnn"):
-        schema = ClassifyConfig
-    elif set(data) == {"instances"}:
-        schema = InstancesFile
-    else:
-        schema = TrainConfig if "data" in data else SegmentConfig
-    load_config(recipe_file, schema)
+
+@pytest.mark.parametrize("recipe_file", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_says_its_kind_and_validates(recipe_file):
+    kind = yaml.safe_load(recipe_file.read_text())["kind"]
+    assert load_config(recipe_file, SCHEMAS[kind]).kind == kind
+
+
+def test_a_recipe_of_another_kind_is_refused_naming_the_kind(tmp_path):
+    (tmp_path / "rf.yaml").write_text("kind: classifier\ndata: {path: cells}\n")
+    with pytest.raises(BlastsegError, match="rf.yaml: kind: Input should be 'segmentation'"):
+        load_config(tmp_path / "rf.yaml", TrainConfig)

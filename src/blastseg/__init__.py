@@ -5,51 +5,63 @@ Notebook users import every step from here::
     import blastseg
     image = blastseg.read_image("smear.jpg")
     result = blastseg.create_segmenter("kmeans", target="multiclass").segment(image)
-    result = blastseg.DeepSegmenter.load().segment(image)  # the bundled network
+    result = blastseg.load_segmenter().segment(image)  # the bundled network
     analysis = blastseg.analyze(image)  # cells, their classes, counts and blast percentage
-    analysis.summary(), analysis.cells[0]["class"], analysis.overlay()
+    analysis.summary().counts, analysis.cells[0]["class"], analysis.overlay()
+
+Names are imported when first used, so ``import blastseg`` loads neither torch nor scikit-learn.
 """
 
-from importlib.resources import files
-from pathlib import Path
+from __future__ import annotations
 
-from blastseg.analysis import Analysis, analyze, analyze_labels
-from blastseg.cells import cell_crops, cell_rows
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.model import CellClassifier
-from blastseg.classify.train import train_classifier
-from blastseg.config import load_config
-from blastseg.data import MASK_ENCODINGS, Sample, decode_mask, scan_dataset
-from blastseg.errors import BlastsegError
-from blastseg.evaluate import evaluate_segmenter
-from blastseg.io import read_image, read_mask, read_voc, read_xyc
-from blastseg.labels import TARGETS, target_mask
-from blastseg.losses import LOSSES, build_loss
-from blastseg.metrics import METRICS, aggregate, segmentation_metrics
-from blastseg.pipeline import segment_files
-from blastseg.postprocess import cell_instances
-from blastseg.preprocess import STEPS, Pipeline
-from blastseg.report import mask_image, overlay
-from blastseg.segment import SEGMENTERS, Segmentation, create_segmenter
-from blastseg.segment.checkpoint import load_checkpoint, save_checkpoint
-from blastseg.segment.deep import DeepSegmenter
-from blastseg.segment.models import MODELS, ModelSpec, create_model
-from blastseg.train import cross_validate, train
-from blastseg.train_config import TrainConfig
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it
+_EXPORTS = {
+    "blastseg.analysis": ("Analysis", "CellCounts", "analyze", "analyze_labels", "count_cells"),
+    "blastseg.annotations": ("Box", "read_voc", "read_xyc"),
+    "blastseg.artifacts": ("example_image_path",),
+    "blastseg.batch": ("BatchResult", "PredictOptions", "predict_files", "segment_files", "segment_with_recipe"),
+    "blastseg.cells": ("FEATURES", "cell_crops", "cell_rows"),
+    "blastseg.classify.model": ("CellClassifier",),
+    "blastseg.config": ("load_config",),
+    "blastseg.datasets.layouts": ("Sample", "scan_dataset"),
+    "blastseg.datasets.masks": ("MASK_ENCODINGS", "decode_mask"),
+    "blastseg.errors": ("BlastsegError",),
+    "blastseg.evaluation.segmentation": ("Evaluation", "evaluate_segmenter"),
+    "blastseg.io": ("read_image", "read_mask"),
+    "blastseg.labels": ("TARGETS", "target_mask"),
+    "blastseg.metrics": ("METRICS", "aggregate", "segmentation_metrics"),
+    "blastseg.postprocess": ("InstanceRules", "cell_instances"),
+    "blastseg.preprocess": ("STEPS", "Pipeline"),
+    "blastseg.render": ("mask_image", "overlay"),
+    "blastseg.segment": ("SEGMENTERS", "Segmentation", "Segmenter", "create_segmenter", "load_segmenter"),
+    "blastseg.segment.checkpoint": ("load_checkpoint", "save_checkpoint"),
+    "blastseg.segment.deep": ("DeepSegmenter",),
+    "blastseg.segment.networks": ("MODELS", "ModelSpec", "create_model"),
+    "blastseg.segment.recipe": ("SegmentConfig",),
+    "blastseg.training.classifier": ("train_classifier",),
+    "blastseg.training.classifier_recipe": ("ClassifyConfig",),
+    "blastseg.training.losses": ("LOSSES", "build_loss"),
+    "blastseg.training.recipe": ("TrainConfig",),
+    "blastseg.training.segmentation": ("cross_validate", "train"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-def example_image_path() -> Path:
-    """Path of the bundled example field (BCCD, MIT licence)."""
-    return Path(str(files("blastseg") / "assets" / "example_field.jpg"))
+__all__ = sorted(_MODULE_OF)
 
 
-__all__ = [
-    "LOSSES", "MASK_ENCODINGS", "METRICS", "MODELS", "SEGMENTERS", "STEPS", "TARGETS",
-    "Analysis", "BlastsegError", "CellClassifier", "ClassifyConfig", "DeepSegmenter", "ModelSpec", "Pipeline", "Sample", "Segmentation", "TrainConfig",
-    "aggregate", "analyze", "analyze_labels", "build_loss", "cell_crops", "cell_instances", "cell_rows", "create_model", "create_segmenter",
-    "cross_validate", "decode_mask", "evaluate_segmenter", "example_image_path", "load_checkpoint", "load_config",
-    "mask_image", "overlay", "read_image", "read_mask", "read_voc", "read_xyc", "save_checkpoint",
-    "scan_dataset", "segment_files", "segmentation_metrics", "target_mask", "train", "train_classifier",
-]
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blastseg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -2,7 +2,7 @@
 and counted, with the blast percentage.
 
 >>> result = blastseg.analyze("smear.jpg", classifier="default")  # doctest: +SKIP
->>> result.summary()["counts"], result.cells[0]["class"]  # doctest: +SKIP
+>>> result.summary().counts, result.cells[0]["class"]  # doctest: +SKIP
 ({'lymphocyte': 1, 'neutrophil': 2}, 'neutrophil')
 """
 
@@ -11,22 +11,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from blastseg.cells import cell_rows
-from blastseg.classify.model import CellClassifier
-from blastseg.data import BLAST
 from blastseg.io import read_image
-from blastseg.postprocess import InstanceConfig, cell_instances
-from blastseg.report import class_colours, classified_overlay, overlay
-from blastseg.segment.deep import DeepSegmenter
+from blastseg.labels import BLAST
+from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.render import class_colours, classified_overlay, overlay
+from blastseg.segment import Segmenter, load_segmenter
+
+if TYPE_CHECKING:
+    from blastseg.classify.model import CellClassifier
+
+
+@dataclass
+class CellCounts:
+    """``cells`` found, ``counts`` per class (every class listed, zeros included; ``None`` without
+    a classifier) and ``blast_percent`` (blasts among all cells; ``None`` when nothing says which
+    cells are blasts or no cell was found)."""
+
+    cells: int
+    counts: dict[str, int] | None = None
+    blast_percent: float | None = None
+
+
+def count_cells(cells: Sequence[dict], classes: Sequence[str] | None) -> CellCounts:
+    """Count ``cells`` (cells-table rows, with ``class`` when classified) per class.
+
+    >>> count_cells([{"class": "blast"}, {"class": "normal"}, {"class": "normal"}, {"class": "normal"}], ["blast", "normal"])
+    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0)
+    """
+    if classes is None:
+        return CellCounts(len(cells))
+    found = [cell["class"] for cell in cells]
+    blasts = round(100 * found.count(BLAST) / len(cells), 2) if BLAST in classes and cells else None
+    return CellCounts(len(cells), {name: found.count(name) for name in classes}, blasts)
 
 
 @dataclass
 class Analysis:
     """One image's cells: ``cells`` holds cells-table rows, with ``class`` and ``probability``
-    when a classifier was given (its classes in ``classes``)."""
+    when a classifier was given (its classes in ``classes``); ``instances`` the cell ids (int32)."""
 
     name: str
     image: np.ndarray
@@ -35,8 +62,8 @@ class Analysis:
     cells: list[dict]
     classes: list[str] | None = None
 
-    def summary(self) -> dict:
-        """Cell count, counts per class and blast percentage (see :func:`count_cells`)."""
+    def summary(self) -> CellCounts:
+        """Cell count, counts per class and blast percentage."""
         return count_cells(self.cells, self.classes)
 
     def overlay(self) -> np.ndarray:
@@ -46,31 +73,14 @@ class Analysis:
         return classified_overlay(self.image, self.labels, self.instances, self.cells, class_colours(self.classes))
 
 
-def count_cells(cells: Sequence[dict], classes: Sequence[str] | None) -> dict:
-    """``cells``, ``counts`` per class (every class listed, zeros included) and ``blast_percent``
-    (blasts among all cells, in percent; ``None`` when nothing says which cells are blasts or no
-    cell was found).
-
-    >>> count_cells([{"class": "blast"}, {"class": "normal"}, {"class": "normal"}, {"class": "normal"}], ["blast", "normal"])
-    {'cells': 4, 'counts': {'blast': 1, 'normal': 3}, 'blast_percent': 25.0}
-    """
-    summary: dict = {"cells": len(cells), "counts": None, "blast_percent": None}
-    if classes is not None:
-        found = [cell["class"] for cell in cells]
-        summary["counts"] = {name: found.count(name) for name in classes}
-        if BLAST in classes and cells:
-            summary["blast_percent"] = round(100 * found.count(BLAST) / len(cells), 2)
-    return summary
-
-
 def analyze_labels(
     name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray | None = None,
-    classifier: CellClassifier | None = None, config: InstanceConfig | None = None,
+    classifier: CellClassifier | None = None, rules: InstanceRules | None = None,
 ) -> Analysis:
-    """Cells of a label map (instances made as ``config`` says unless given), each classified
-    by ``classifier`` when there is one."""
+    """Cells of a label map (cell ``instances`` made as ``rules`` say unless given), each
+    classified by ``classifier`` when there is one."""
     if instances is None:
-        instances = cell_instances(labels, config)
+        instances = cell_instances(labels, rules)
     rows = cell_rows(name, image, labels, instances)
     classes = None
     if classifier is not None:
@@ -81,21 +91,23 @@ def analyze_labels(
 
 
 def analyze(
-    image: np.ndarray | str | Path, segmenter: str | Path | DeepSegmenter = "default",
-    classifier: str | Path | CellClassifier | None = "default", instances: InstanceConfig | None = None, device: str = "auto",
+    image: np.ndarray | str | Path, segmenter: str | Path | Segmenter = "default",
+    classifier: str | Path | CellClassifier | None = "default", rules: InstanceRules | None = None, device: str = "auto",
 ) -> Analysis:
     """Segment, find, measure and classify the cells of one image in a single call (notebooks).
 
     ``image`` is an RGB array or a file; ``segmenter`` a segmentation checkpoint or a loaded
-    :class:`DeepSegmenter`; ``classifier`` a classifier file, a loaded one, ``default`` (the
-    bundled white-cell type classifier) or ``None``. For many images, load both once and pass them.
+    segmenter; ``classifier`` a classifier file, a loaded one, ``default`` (the bundled white-cell
+    type classifier) or ``None``. For many images, load both once and pass them.
     """
+    from blastseg.classify.model import CellClassifier
+
     name = "image"
     if not isinstance(image, np.ndarray):
         name, image = Path(image).name, read_image(image)
     if classifier is not None and not isinstance(classifier, CellClassifier):
         classifier = CellClassifier.load(classifier, device=device)
-    if not isinstance(segmenter, DeepSegmenter):
-        segmenter = DeepSegmenter.load(segmenter, device=device)
+    if not isinstance(segmenter, Segmenter):
+        segmenter = load_segmenter(segmenter, device=device)
     labels = segmenter.segment(image).labels
-    return analyze_labels(name, image, labels, classifier=classifier, config=instances)
+    return analyze_labels(name, image, labels, classifier=classifier, rules=rules)

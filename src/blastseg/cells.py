@@ -24,7 +24,7 @@ from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
 from blastseg.labels import NUCLEUS
-from blastseg.preprocess import Resize
+from blastseg.preprocess import Resize, to_grey, to_hsv
 
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 GLCM_LEVELS = 32
@@ -34,6 +34,8 @@ COLUMNS = (
     "r", "g", "b", "h", "s", "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
 )
+# the columns that describe the cell itself (not where it is or which image it is in): classifier inputs
+FEATURES = tuple(c for c in COLUMNS if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border"))
 
 
 def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -69,8 +71,8 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
     """One row per instance of ``instances`` with the columns in :data:`COLUMNS`."""
     rows = []
     nucleus = labels == NUCLEUS
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    grey = to_grey(image)
+    hsv = to_hsv(image)
     height, width = labels.shape
     for region in regionprops(instances):
         y0, x0, y1, x1 = region.bbox
@@ -127,5 +129,5 @@ def cell_crops(image: np.ndarray, instances: np.ndarray, size: int, scale: float
         window = size if scale is None else max(8, round(scale * max(y1 - y0, x1 - x0)))
         top, left, bottom, right = crop_window(region.centroid, window, instances.shape)
         crop = image[top:bottom, left:right]
-        crops[region.label] = crop if crop.shape[:2] == (size, size) else Resize(size, size)(crop)
+        crops[region.label] = crop if crop.shape[:2] == (size, size) else Resize(width=size, height=size)(crop)
     return crops

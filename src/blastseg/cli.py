@@ -1,10 +1,12 @@
-"""The ``blastseg`` command line: thin wrappers that parse, call the library and print."""
+"""The ``blastseg`` command line: thin wrappers that parse, call one library function and print.
+
+The library is imported inside each command, so ``blastseg --help`` stays fast and a classical
+``segment`` never loads torch.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -15,23 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.model import CellClassifier
-from blastseg.classify.train import train_classifier
-from blastseg.config import InstancesFile, SegmentConfig, load_config
-from blastseg.data import scan_dataset
-from blastseg.errors import BlastsegError, ConfigError, OutputExistsError
-from blastseg.evaluate import evaluate_segmenter
-from blastseg.io import write_csv, write_json
-from blastseg.labels import check_target
-from blastseg.pipeline import SUMMARY_JSON, segment_files
-from blastseg.postprocess import InstanceConfig
-from blastseg.preprocess import Pipeline
-from blastseg.segment import create_segmenter
-from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT
-from blastseg.segment.deep import DeepSegmenter
-from blastseg.train import Monitor, cross_validate, train
-from blastseg.train_config import TrainConfig
+from blastseg.errors import BlastsegError, ConfigError
 
 app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -53,26 +39,15 @@ def friendly_errors(command):
     return wrapper
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     """``["k=4", "k_range=[2, 5]"]`` → ``{"k": 4, "k_range": [2, 5]}`` (values read as YAML)."""
     params = {}
-    for pair in pairs:
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param expects KEY=VALUE, got {pair!r}")
         params[key.strip()] = yaml.safe_load(value)
     return params
-
-
-def resolve_config(config: Path | None, method: str | None, target: str | None, params: list[str]) -> SegmentConfig:
-    """Config file values, overridden by whatever was given on the command line."""
-    cfg = load_config(config) if config else SegmentConfig()
-    updates: dict[str, Any] = {"params": {**cfg.params, **parse_params(params)}}
-    if method:
-        updates["method"] = method
-    if target:
-        updates["target"] = check_target(target)
-    return cfg.model_copy(update=updates)
 
 
 def progress_bar() -> Progress:
@@ -85,7 +60,7 @@ def progress_bar() -> Progress:
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (method, target, params, preprocess).", rich_help_panel=METHOD)]
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="otsu, adaptive, hsv, kmeans or watershed.", rich_help_panel=METHOD)]
 TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="nucleus, cell or multiclass.", rich_help_panel=METHOD)]
-ParamOpt = Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable).", rich_help_panel=METHOD)]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable).", rich_help_panel=METHOD)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.", rich_help_panel=OUTPUT)]
 
 
@@ -97,23 +72,22 @@ def segment(
     config: ConfigOpt = None,
     method: MethodOpt = None,
     target: TargetOpt = None,
-    param: ParamOpt = [],
+    param: ParamOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Segment images with a classical method and write a mask and an overlay for each."""
-    cfg = resolve_config(config, method, target, param)
-    segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
+    from blastseg.batch import segment_with_recipe
+    from blastseg.segment.recipe import SegmentConfig
+
+    recipe = SegmentConfig.from_options(config, method, target, parse_params(param))
     with progress_bar() as progress:
-        task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(images))
-        written = segment_files(
-            images, segmenter, cfg.target, out, Pipeline.from_config(cfg.preprocess), overwrite,
-            on_done=lambda *_: progress.advance(task), instances=cfg.instances,
-            models={"segmentation": cfg.model_dump(exclude={"instances"})},
-        )
-    console.print(f"wrote {sum(len(w) for w in written)} files and cells.csv for {len(written)} image(s) to {out}")
+        task = progress.add_task(f"{recipe.method} {recipe.target}", total=len(images))
+        result = segment_with_recipe(images, recipe, out, overwrite, on_done=lambda *_: progress.advance(task))
+    console.print(f"wrote {result.files} files and cells.csv for {len(result.written)} image(s) to {out}")
 
 
 CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Run folder, NAME.safetensors/NAME.json, or 'default' (the bundled model).", rich_help_panel=MODEL)]
+DEFAULT_CHECKPOINT = "default"
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.", rich_help_panel=HARDWARE)]
 TileOpt = Annotated[int, typer.Option("--tile-size", help="Images larger than this go through overlapping tiles.", rich_help_panel=HARDWARE)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images or tiles per forward pass.", rich_help_panel=HARDWARE)]
@@ -139,32 +113,24 @@ def predict(
 ) -> None:
     """Find, outline, measure and (with --classifier) classify the cells of images with a trained
     network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
-    cells_config = load_config(instances, InstancesFile).instances if instances else InstanceConfig()
-    overrides = {"min_area": min_cell_area, "min_nucleus_fraction": min_nucleus_fraction}
-    cells_config = dataclasses.replace(cells_config, **{k: v for k, v in overrides.items() if v is not None})
-    cell_classifier = CellClassifier.load(classifier, device=device) if classifier else None
-    segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, batch_size=batch_size, tta=tta, threshold=threshold)
-    models = {"segmentation": {"checkpoint": checkpoint, "model": segmenter.card.model.model_dump(), "output": segmenter.card.output,
-                               "threshold": segmenter.threshold, "tta": tta}}
-    if cell_classifier:
-        card = cell_classifier.card
-        models["classifier"] = {"classifier": classifier, "kind": card.kind, "classes": card.classes, "trained_on": card.trained_on,
-                                "cv_macro_f1": card.scores.get("macro_f1"), "decision": "most probable class"}
+    from blastseg.batch import PredictOptions, instance_rules, predict_files
+
+    rules = instance_rules(instances, min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction)
+    options = PredictOptions(
+        checkpoint=checkpoint, classifier=classifier, threshold=threshold, tta=tta, device=device,
+        tile_size=tile_size, batch_size=batch_size, instances=rules,
+    )
     with progress_bar() as progress:
-        task = progress.add_task(f"{segmenter.card.model.name} {segmenter.card.output}", total=len(images))
-        written = segment_files(
-            images, segmenter, segmenter.target, out, overwrite=overwrite, batch_size=batch_size,
-            instances=cells_config,
-            on_done=lambda *_: progress.advance(task), classifier=cell_classifier, models=models,
-        )
-    summary = json.loads((out / SUMMARY_JSON).read_text())
+        task = progress.add_task(f"predict {checkpoint}", total=len(images))
+        result = predict_files(images, out, options, overwrite, on_done=lambda *_: progress.advance(task))
+    summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
     blasts = f"; blasts {summary['blast_percent']}%" if summary["blast_percent"] is not None else ""
     console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}")
-    console.print(f"wrote {sum(len(w) for w in written)} files, cells.csv and summary.json for {len(written)} image(s) to {out}")
+    console.print(f"wrote {result.files} files, cells.csv and summary.json for {len(result.written)} image(s) to {out}")
 
 
-class ProgressMonitor(Monitor):
+class ProgressMonitor:
     """A rich progress bar per epoch with the running loss, and a line per epoch with val Dice."""
 
     def __init__(self, progress: Progress):
@@ -202,6 +168,10 @@ def train_command(
         if config is None:
             raise ConfigError("--resume needs --out RUN, the folder of the run to continue")
         out = Path("runs") / config.stem
+    from blastseg.config import load_config
+    from blastseg.training.recipe import TrainConfig
+    from blastseg.training.segmentation import cross_validate, train
+
     cfg = load_config(config, TrainConfig) if config else None
     with progress_bar() as progress:
         monitor = ProgressMonitor(progress)
@@ -214,11 +184,11 @@ def train_command(
             console.print(f"interrupted; continue with: blastseg train --resume --out {out}")
             raise typer.Exit(130) from None
     if folds:
-        for target, metrics in result["test"].items():
+        for target, metrics in result.test.items():
             console.print(f"{target}: Dice {metrics['dice']['mean']:.4f} +- {metrics['dice']['std']:.4f} over {folds} folds")
     else:
-        console.print(f"stopped by {result['stopped']} after {result['epochs']} epochs; best epoch {result['best_epoch']}")
-        print_summary(result["test"])
+        console.print(f"stopped by {result.stopped} after {result.epochs} epochs; best epoch {result.best_epoch}")
+        print_summary(result.test)
     console.print(f"run folder: {out}")
 
 
@@ -231,7 +201,7 @@ def evaluate(
     config: ConfigOpt = None,
     method: MethodOpt = None,
     target: TargetOpt = None,
-    param: ParamOpt = [],
+    param: ParamOpt = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="k-means only: choose k and clusters with the ground truth.", rich_help_panel=METHOD)] = False,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Score a trained network (run folder, checkpoint file or 'default') instead of a classical method.", rich_help_panel=MODEL)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for per_image.csv and summary.json.", rich_help_panel=OUTPUT)] = Path("blastseg_eval"),
@@ -241,28 +211,21 @@ def evaluate(
     tta: TtaOpt = False,
 ) -> None:
     """Score a classical method or a trained network against a dataset's masks: Dice, IoU, SSIM and more."""
+    from blastseg.evaluation.segmentation import evaluate_to_folder
+    from blastseg.segment import load_segmenter
+    from blastseg.segment.recipe import SegmentConfig
+
     if checkpoint:
-        segmenter = DeepSegmenter.load(checkpoint, device=device, tile_size=tile_size, tta=tta)
-        cfg = SegmentConfig(method=f"checkpoint:{checkpoint}", target=segmenter.target)
+        scored = load_segmenter(checkpoint, device=device, tile_size=tile_size, tta=tta)
     else:
-        cfg = resolve_config(config, method, target, param)
-        segmenter = create_segmenter(cfg.method, target=cfg.target, **cfg.params)
-    if sweep and not hasattr(segmenter, "sweep"):
-        raise ConfigError(f"--sweep needs --method kmeans, not {cfg.method!r}")
-    files = [out / "per_image.csv", out / "summary.json"]
-    if not overwrite and any(f.exists() for f in files):
-        raise OutputExistsError(f"{out} already holds evaluation results; choose another --out or pass --overwrite")
-    samples = scan_dataset(data, layout, mask_encoding)
+        scored = SegmentConfig.from_options(config, method, target, parse_params(param))
     with progress_bar() as progress:
-        task = progress.add_task(f"{cfg.method} {cfg.target}", total=len(samples))
-        rows, summary = evaluate_segmenter(
-            samples, segmenter, cfg.target, Pipeline.from_config(cfg.preprocess), sweep,
-            on_done=lambda _: progress.advance(task),
+        task = progress.add_task(f"evaluating {checkpoint or scored.method}", total=None)
+        result = evaluate_to_folder(
+            data, scored, out, sweep, layout, mask_encoding, overwrite, on_done=lambda _: progress.advance(task),
         )
-    write_csv(files[0], rows)
-    write_json(files[1], {"data": str(data), "config": cfg.model_dump(), "sweep": sweep, "metrics": summary})
-    print_summary(summary)
-    console.print(f"wrote {files[0]} and {files[1]}")
+    print_summary(result.summary)
+    console.print(f"wrote {out / 'per_image.csv'} and {out / 'summary.json'}")
 
 
 classify_app = typer.Typer(help="Train and cross-validate cell classifiers (random forest or CNN).", no_args_is_help=True)
@@ -279,24 +242,28 @@ def classify_train(
     """Label cells, cross-validate the classifier (k-fold), then fit it on every cell.
 
     Writes classifier.safetensors/.json, cv.json, confusion.csv/.png, predictions.csv and cells.csv."""
+    from blastseg.config import load_config
+    from blastseg.training.classifier import train_classifier
+    from blastseg.training.classifier_recipe import ClassifyConfig
+
     cfg = load_config(config, ClassifyConfig)
     out = out or Path("runs") / config.stem
     with progress_bar() as progress:
         task = progress.add_task("finding and labelling cells", total=None)
         scores = train_classifier(cfg, out, overwrite, on_done=lambda _: progress.advance(task))
-    table = Table(title=f"{cfg.model}, {cfg.folds}-fold cross-validation, {scores['cells']} cells")
+    table = Table(title=f"{cfg.model}, {cfg.folds}-fold cross-validation, {scores.cells} cells")
     for column in ("class", "n", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for name, stats in scores["per_class"].items():
+    for name, stats in scores.per_class.items():
         table.add_row(name, str(stats["support"]), f"{stats['precision']:.3f}", f"{stats['recall']:.3f}", f"{stats['f1']:.3f}")
     Console().print(table)
-    console.print(f"macro F1 {scores['macro_f1']:.4f} (majority-class baseline {scores['majority_baseline']['macro_f1']:.4f}), accuracy {scores['accuracy']:.4f}")
-    for name, count in scores["left_out_classes"].items():
+    console.print(f"macro F1 {scores.macro_f1:.4f} (majority-class baseline {scores.majority_baseline['macro_f1']:.4f}), accuracy {scores.accuracy:.4f}")
+    for name, count in scores.left_out_classes.items():
         console.print(f"left out {name}: {count} cells, fewer than the {cfg.folds} folds")
-    if scores["unmatched_centroids"]:
-        console.print(f"{scores['unmatched_centroids']} listed blast centroids matched no cell: see {out / 'unmatched_centroids.csv'}")
-    if scores["skipped_images"]:
-        console.print(f"{scores['skipped_images']} images gave no labelled cell: see {out / 'skipped.csv'}")
+    if scores.unmatched_centroids:
+        console.print(f"{scores.unmatched_centroids} listed blast centroids matched no cell: see {out / 'unmatched_centroids.csv'}")
+    if scores.skipped_images:
+        console.print(f"{scores.skipped_images} images gave no labelled cell: see {out / 'skipped.csv'}")
     console.print(f"run folder: {out}")
 
 

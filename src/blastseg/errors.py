@@ -30,6 +30,14 @@ class ConfigError(BlastsegError):
     """A configuration value or key is invalid."""
 
 
+class AnnotationError(BlastsegError):
+    """An annotation file (ALL-IDB ``.xyc`` centroids, Pascal VOC boxes) is missing or malformed."""
+
+
+class ModelFileError(BlastsegError):
+    """A checkpoint, classifier or weights file is missing, broken, foreign, or of another architecture."""
+
+
 class OutputExistsError(BlastsegError):
     """An output file or run folder already exists and would be overwritten."""
 

@@ -1,4 +1,4 @@
-"""Reading images, masks and annotation files; atomic writers.
+"""Reading images and masks; atomic writers.
 
 Every image comes back as RGB ``uint8`` HxWx3 whatever its file held (grey, RGBA, palette,
 16-bit). Every writer writes to a temporary file in the target folder and renames it, so an
@@ -13,9 +13,7 @@ import io as _io
 import json
 import os
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +99,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     raw = _read_raw(path)
-    fits = np.issubdtype(raw.dtype, np.integer) and raw.size and 0 <= raw.min() and raw.max() <= 255
+    fits = np.issubdtype(raw.dtype, np.integer) and raw.size and raw.min() >= 0 and raw.max() <= 255
     array = raw.astype(np.uint8) if fits else _to_uint8(raw)
     if array.ndim == 3:
         if array.shape[2] == 4:
@@ -109,59 +107,6 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         if array.shape[2] == 1 or (np.all(array[..., 0] == array[..., 1]) and np.all(array[..., 1] == array[..., 2])):
             array = array[..., 0]
     return np.ascontiguousarray(array)
-
-
-def read_xyc(path: str | os.PathLike) -> np.ndarray:
-    """Read ALL-IDB1 ``.xyc`` centroids: one ``x y`` pair a line; returns float array (N, 2)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) < 2:
-            raise ImageReadError(f"{path}:{number}: expected 'x y', got {line.strip()!r}")
-        try:
-            rows.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise ImageReadError(f"{path}:{number}: expected two numbers, got {line.strip()!r}") from None
-    return np.array(rows, dtype=np.float64).reshape(-1, 2)
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in pixels (VOC convention: inclusive corners)."""
-
-    label: str
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-
-
-def read_voc(path: str | os.PathLike) -> list[Box]:
-    """Read the object boxes of a Pascal VOC XML annotation file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        raise ImageReadError(f"{path}: not a valid VOC XML file ({error})") from None
-    boxes = []
-    for obj in root.iter("object"):
-        box = obj.find("bndbox")
-        name = obj.findtext("name", default="").strip()
-        if box is None:
-            continue
-        try:
-            coords = [float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        except (TypeError, ValueError):
-            raise ImageReadError(f"{path}: object {name!r} has a malformed bndbox") from None
-        boxes.append(Box(name, *coords))
-    return boxes
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from blastseg.errors import UnknownNameError
 
 BACKGROUND, CYTOPLASM, NUCLEUS = 0, 1, 2
 TARGETS = ("nucleus", "cell", "multiclass")
+BLAST, NORMAL = "blast", "normal"  # the cell classes of the ALL-IDB data; a classifier with ``blast`` gives a blast percentage
 BINARY_TARGETS = ("nucleus", "cell")
 
 

@@ -3,15 +3,17 @@ and the assignment of each nucleus to its cell."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import watershed
 
+from blastseg.config import StrictModel
 from blastseg.labels import NUCLEUS
 
 
@@ -128,8 +130,7 @@ def drop_small_nuclei(instances: np.ndarray, labels: np.ndarray, min_area: int, 
     return filter_areas(np.where(keep[instances], instances, 0), 1)
 
 
-@dataclass
-class InstanceConfig:
+class InstanceRules(StrictModel):
     """How a label map becomes cell instances (YAML ``instances:`` section; pixels throughout).
 
     ``open_size`` (5) opening breaks weak bridges between touching cells; ``close_size`` (5)
@@ -144,15 +145,22 @@ class InstanceConfig:
     and hold at any scale.
     """
 
-    open_size: int = 5
-    close_size: int = 5
+    open_size: int = Field(default=5, ge=1)
+    close_size: int = Field(default=5, ge=1)
     fill_holes: bool = True
-    min_area: int = 100
-    max_area: int | None = None
+    min_area: int = Field(default=100, ge=0)
+    max_area: int | None = Field(default=None, ge=1)
     split: bool = True
-    split_depth: float = 0.3
-    min_nucleus_area: int = 0
-    min_nucleus_fraction: float = 0.2
+    split_depth: float = Field(default=0.3, gt=0, lt=1)
+    min_nucleus_area: int = Field(default=0, ge=0)
+    min_nucleus_fraction: float = Field(default=0.2, ge=0, le=1)
+
+
+class InstancesFile(StrictModel):
+    """A YAML file with one ``instances:`` section (``blastseg predict --instances``)."""
+
+    kind: Literal["instances"] = "instances"
+    instances: InstanceRules = Field(default_factory=InstanceRules)
 
 
 def closing(mask: np.ndarray, size: int) -> np.ndarray:
@@ -178,25 +186,25 @@ def filter_areas(instances: np.ndarray, min_area: int, max_area: int | None = No
     return renumber[instances]
 
 
-def cell_instances(labels: np.ndarray, config: InstanceConfig | None = None) -> np.ndarray:
+def cell_instances(labels: np.ndarray, rules: InstanceRules | None = None) -> np.ndarray:
     """Instance labels (int32, 0 background, 1..N) of the cells in a label map.
 
     >>> labels = np.zeros((4, 9), np.uint8); labels[1:3, 1:3] = 2; labels[1:3, 6:8] = 1
-    >>> config = InstanceConfig(open_size=1, close_size=1, min_area=1, split=False, min_nucleus_fraction=0)
-    >>> cell_instances(labels, config)[1].tolist()
+    >>> rules = InstanceRules(open_size=1, close_size=1, min_area=1, split=False, min_nucleus_fraction=0)
+    >>> cell_instances(labels, rules)[1].tolist()
     [0, 1, 1, 0, 0, 0, 2, 2, 0]
     """
-    config = config or InstanceConfig()
-    mask = closing(opening(labels > 0, config.open_size), config.close_size)
-    if config.fill_holes:
+    rules = rules or InstanceRules()
+    mask = closing(opening(labels > 0, rules.open_size), rules.close_size)
+    if rules.fill_holes:
         mask = fill_holes(mask)
-    if config.split:
-        instances = split_by_depth(mask, config.split_depth)
+    if rules.split:
+        instances = split_by_depth(mask, rules.split_depth)
     else:
         instances = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
-    instances = filter_areas(instances.astype(np.int32), config.min_area, config.max_area)
-    if config.min_nucleus_area or config.min_nucleus_fraction:
-        instances = drop_small_nuclei(instances, labels, config.min_nucleus_area, config.min_nucleus_fraction)
+    instances = filter_areas(instances.astype(np.int32), rules.min_area, rules.max_area)
+    if rules.min_nucleus_area or rules.min_nucleus_fraction:
+        instances = drop_small_nuclei(instances, labels, rules.min_nucleus_area, rules.min_nucleus_fraction)
     return instances
 
 

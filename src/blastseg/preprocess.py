@@ -1,6 +1,6 @@
 """Preprocessing steps and the pipeline that chains them.
 
-Each step is a small dataclass whose fields are its parameters; a pipeline is built from a YAML
+Each step is a small strict model whose fields are its parameters; a pipeline is built from a YAML
 list and serialises back to the same list, so the preprocessing a model expects travels with it::
 
     >>> pipeline = Pipeline.from_config(["hsv_saturation", {"name": "gaussian", "kernel": 5}])
@@ -12,21 +12,52 @@ Input and output of every step but ``normalize`` is ``uint8`` HxWx3; ``normalize
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
 
 import cv2
 import numpy as np
 import yaml
+from pydantic import AfterValidator, Field
 
-from blastseg.config import construct
+from blastseg.config import StrictModel, validate
 from blastseg.errors import ConfigError, lookup
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
-@dataclass
-class Step:
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R 601) of an RGB ``uint8`` image, HxW."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def to_hsv(image: np.ndarray, full_hue: bool = False) -> np.ndarray:
+    """HSV with OpenCV's ranges: hue 0..179, or 0..255 with ``full_hue``."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL if full_hue else cv2.COLOR_RGB2HSV)
+
+
+def to_lab(image: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* with OpenCV's 8-bit scaling: L*·255/100, a* and b* + 128."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+
+
+def boosted_saturation(image: np.ndarray, factor: float) -> np.ndarray:
+    """HSV saturation of an RGB image multiplied by ``factor``, clipped to 255 (``uint8`` HxW)."""
+    return np.clip(to_hsv(image)[..., 1].astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"must be a positive odd integer, got {value}")
+    return value
+
+
+OddKernel = Annotated[int, Field(ge=1), AfterValidator(_odd)]
+
+
+class Step(StrictModel):
     """Base class: subclasses set ``name`` and implement ``__call__``."""
 
     name: ClassVar[str] = ""
@@ -35,128 +66,107 @@ class Step:
         raise NotImplementedError
 
     def to_config(self) -> dict[str, Any]:
-        return {"name": self.name, **dataclasses.asdict(self)}
+        return {"name": self.name, **self.model_dump(mode="json")}
 
 
-def _odd(value: int, what: str) -> int:
-    if value < 1 or value % 2 == 0:
-        raise ConfigError(f"{what} must be a positive odd integer, got {value}")
-    return value
-
-
-@dataclass
 class HsvSaturation(Step):
     """Multiply HSV saturation by ``factor`` (clipped to 255): stained nuclei stand out."""
 
     name: ClassVar[str] = "hsv_saturation"
-    factor: float = 2.0
+    factor: float = Field(default=2.0, ge=0)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-        hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * self.factor, 0, 255).astype(np.uint8)
+        hsv = to_hsv(image)
+        hsv[..., 1] = boosted_saturation(image, self.factor)
         return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-@dataclass
 class Grayscale(Step):
     """Luminance (ITU-R 601) repeated in three channels, so later steps still see HxWx3."""
 
     name: ClassVar[str] = "grayscale"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        return np.repeat(to_grey(image)[..., None], 3, axis=2)
 
 
-@dataclass
 class Clahe(Step):
     """Contrast-limited adaptive histogram equalisation of the L* channel."""
 
     name: ClassVar[str] = "clahe"
-    clip_limit: float = 2.0
-    tile_grid: int = 8
+    clip_limit: float = Field(default=2.0, gt=0)
+    tile_grid: int = Field(default=8, ge=1)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=(self.tile_grid, self.tile_grid))
-        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+        lab = to_lab(image)
         lab[..., 0] = clahe.apply(lab[..., 0])
         return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
-@dataclass
 class Gaussian(Step):
     """Gaussian blur with a ``kernel`` x ``kernel`` window; ``sigma`` 0 derives it from the kernel."""
 
     name: ClassVar[str] = "gaussian"
-    kernel: int = 5
-    sigma: float = 0.0
+    kernel: OddKernel = 5
+    sigma: float = Field(default=0.0, ge=0)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        size = _odd(self.kernel, "gaussian kernel")
-        return cv2.GaussianBlur(image, (size, size), self.sigma)
+        return cv2.GaussianBlur(image, (self.kernel, self.kernel), self.sigma)
 
 
-@dataclass
 class Median(Step):
     """Median blur with a ``kernel`` x ``kernel`` window."""
 
     name: ClassVar[str] = "median"
-    kernel: int = 5
+    kernel: OddKernel = 5
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return cv2.medianBlur(image, _odd(self.kernel, "median kernel"))
+        return cv2.medianBlur(image, self.kernel)
 
 
-@dataclass
 class Lab(Step):
     """Convert RGB to CIE L*a*b* (OpenCV's 8-bit scaling: L*·255/100, a* and b* + 128)."""
 
     name: ClassVar[str] = "lab"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+        return to_lab(image)
 
 
-@dataclass
 class Hsv(Step):
     """Convert RGB to HSV with hue spread over 0..255 (OpenCV's ``HSV_FULL``)."""
 
     name: ClassVar[str] = "hsv"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)
+        return to_hsv(image, full_hue=True)
 
 
-@dataclass
 class Resize(Step):
     """Resize to ``width`` x ``height`` pixels (area averaging when shrinking, else linear)."""
 
     name: ClassVar[str] = "resize"
-    width: int = 256
-    height: int = 256
+    width: int = Field(default=256, ge=1)
+    height: int = Field(default=256, ge=1)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        if self.width < 1 or self.height < 1:
-            raise ConfigError(f"resize needs a positive width and height, got {self.width}x{self.height}")
         shrink = self.width * self.height < image.shape[0] * image.shape[1]
         interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         return cv2.resize(image, (self.width, self.height), interpolation=interpolation)
 
 
-@dataclass
 class Normalize(Step):
     """Scale to 0..1 then standardise per channel: ``(x / 255 - mean) / std`` as float32."""
 
     name: ClassVar[str] = "normalize"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         return (image.astype(np.float32) / 255.0 - mean) / std
-
-    def to_config(self) -> dict[str, Any]:
-        return {"name": self.name, "mean": list(self.mean), "std": list(self.std)}
 
 
 STEPS: dict[str, type[Step]] = {
@@ -172,17 +182,14 @@ def build_step(spec: str | dict[str, Any]) -> Step:
         raise ConfigError(f"a preprocessing step is a name or a mapping with 'name', got {spec!r}")
     params = dict(spec)
     cls = lookup(STEPS, params.pop("name"), "preprocessing step")
-    for key in ("mean", "std"):
-        if key in params:
-            params[key] = tuple(params[key])
-    return construct(cls, params, f"step {cls.name!r}")
+    return validate(cls, params, f"step {cls.name!r}")
 
 
 @dataclass
 class Pipeline:
     """An ordered list of steps applied one after another."""
 
-    steps: list[Step] = dataclasses.field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, specs: Sequence[str | dict[str, Any]] | None) -> Pipeline:

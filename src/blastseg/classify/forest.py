@@ -1,12 +1,11 @@
 """A random forest on cells-table features, stored as plain arrays and predicted without sklearn's
 pickles: every tree becomes rows of ``left, right, feature, threshold`` and the class fractions of
-its leaves, so a classifier file holds numbers only.
+its leaves, so a classifier file holds numbers only (fitting is in :mod:`blastseg.training.forest`).
 
->>> import numpy as np
->>> features = np.array([[0.0], [1.0], [2.0], [3.0]]); labels = np.array([0, 0, 1, 1])
->>> forest = ForestArrays.from_sklearn(fit_forest(features, labels, ForestParams(n_estimators=5)))
->>> forest.predict_proba(np.array([[0.5], [2.5]])).argmax(axis=1).tolist()
-[0, 1]
+>>> one_split = ForestArrays(offsets=np.array([0]), left=np.array([1, -1, -1]), right=np.array([2, -1, -1]),
+...     feature=np.array([0, -2, -2]), threshold=np.array([1.5, 0, 0]), leaf_fractions=np.array([[.5, .5], [1, 0], [0, 1]]))
+>>> one_split.predict_proba(np.array([[0.5], [2.5]])).tolist()
+[[1.0, 0.0], [0.0, 1.0]]
 """
 
 from __future__ import annotations
@@ -14,31 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-from sklearn.ensemble import RandomForestClassifier
-
-from blastseg.cells import COLUMNS
-
-# cells-table columns that describe the cell itself (not where it is or which image it is in)
-FEATURES = tuple(c for c in COLUMNS if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border"))
-
-
-class ForestParams(BaseModel):
-    """scikit-learn ``RandomForestClassifier`` settings (YAML ``random_forest:`` section)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_estimators: int = Field(default=300, ge=1)
-    max_depth: int | None = Field(default=None, ge=1)
-    min_samples_leaf: int = Field(default=1, ge=1)
-    max_features: float | str = "sqrt"
-    class_weight: str | None = Field(default="balanced", description="'balanced' weighs rare classes up; null: none")
-
-
-def fit_forest(features: np.ndarray, labels: np.ndarray, params: ForestParams, seed: int = 0) -> RandomForestClassifier:
-    """Fit a forest on ``features`` (cells x FEATURES) and integer ``labels``."""
-    forest = RandomForestClassifier(**params.model_dump(), random_state=seed, n_jobs=1)
-    return forest.fit(features, labels)
 
 
 @dataclass
@@ -55,20 +29,6 @@ class ForestArrays:
     feature: np.ndarray
     threshold: np.ndarray
     leaf_fractions: np.ndarray
-
-    @classmethod
-    def from_sklearn(cls, forest: RandomForestClassifier) -> ForestArrays:
-        trees = [estimator.tree_ for estimator in forest.estimators_]
-        values = [tree.value[:, 0, :] for tree in trees]
-        fractions = [v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12) for v in values]
-        return cls(
-            offsets=np.cumsum([0] + [tree.node_count for tree in trees[:-1]]).astype(np.int64),
-            left=np.concatenate([tree.children_left for tree in trees]).astype(np.int32),
-            right=np.concatenate([tree.children_right for tree in trees]).astype(np.int32),
-            feature=np.concatenate([tree.feature for tree in trees]).astype(np.int32),
-            threshold=np.concatenate([tree.threshold for tree in trees]).astype(np.float64),  # exact split points
-            leaf_fractions=np.concatenate(fractions).astype(np.float32),
-        )
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -9,42 +9,37 @@ A classifier is named by either file, by its stem, by a ``blastseg classify trai
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save as save_numpy
 from safetensors.torch import save as save_torch
 
-from blastseg.cells import cell_crops
-from blastseg.classify.cnn import CnnParams, build_network, network_proba
-from blastseg.classify.forest import FEATURES, ForestArrays
-from blastseg.errors import ConfigError
-from blastseg.io import write_bytes, write_json
+from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_card, read_weights, write_pair
+from blastseg.cells import FEATURES, cell_crops
+from blastseg.classify.cnn import CnnSpec, build_network, network_proba
+from blastseg.classify.forest import ForestArrays
+from blastseg.config import StrictModel
+from blastseg.errors import ModelFileError
 from blastseg.runtime import resolve_device
-from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT, load_weights, paired_files, read_json_card
 
 FORMAT = "blastseg-classifier"
-DEFAULT_CLASSIFIER = DEFAULT_CHECKPOINT
 RUN_STEM = "classifier"
-KINDS = ("random_forest", "cnn")
 
 
-class ClassifierCard(BaseModel):
+class ClassifierCard(StrictModel):
     """What the classifier is and what it expects: written beside its numbers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     format: str = FORMAT
     kind: Literal["random_forest", "cnn"]
     classes: list[str] = Field(min_length=2)
     features: list[str] = Field(default_factory=list, description="random forest: the cells-table columns it reads")
-    cnn: CnnParams | None = None
+    cnn: CnnSpec | None = None
     crop_scale: float | None = 1.25
     trained_on: str = ""
     scores: dict[str, Any] = Field(default_factory=dict, description="cross-validated scores")
@@ -52,12 +47,13 @@ class ClassifierCard(BaseModel):
 
 
 def bundled_classifier() -> Path:
-    return Path(str(files("blastseg") / "assets" / "models" / f"{RUN_STEM}.json"))
+    """The card of the white-cell type classifier shipped with the package."""
+    return bundled("models", f"{RUN_STEM}.json")
 
 
 def classifier_files(path: str | Path) -> tuple[Path, Path]:
     """The (numbers, card) pair that ``path`` names."""
-    return paired_files(path, bundled_classifier(), RUN_STEM, "classifier")
+    return paired_files(path, RUN_STEM, RUN_STEM, "classifier")
 
 
 class CellClassifier:
@@ -67,8 +63,11 @@ class CellClassifier:
     >>> classifier.predict_proba(image, instances, rows)  # cells x classes  # doctest: +SKIP
     """
 
-    def __init__(self, card: ClassifierCard, forest: ForestArrays | None = None, net: torch.nn.Module | None = None, device: str = "auto"):
-        self.card, self.forest, self.net = card, forest, net
+    def __init__(
+        self, card: ClassifierCard, forest: ForestArrays | None = None, net: torch.nn.Module | None = None,
+        device: str = "auto", source: str = "",
+    ):
+        self.card, self.forest, self.net, self.source = card, forest, net, source
         self.device = resolve_device(device)
         if net is not None:
             self.net = net.to(self.device).eval()
@@ -93,20 +92,24 @@ class CellClassifier:
             crops = [crop_of[row["cell_id"]] for row in rows]
         return self.proba_of(rows, crops)
 
+    def provenance(self) -> dict[str, Any]:
+        """What ``summary.json`` records of this classifier."""
+        card = self.card
+        return {"classifier": self.source, "kind": card.kind, "classes": card.classes, "trained_on": card.trained_on,
+                "cv_macro_f1": card.scores.get("macro_f1"), "decision": "most probable class"}
+
     def save(self, stem: str | Path) -> Path:
         """Write ``stem.safetensors`` and ``stem.json``, each atomically."""
-        stem = Path(stem)
         if self.forest is not None:
             data = save_numpy(self.forest.to_dict(), metadata={"format": FORMAT})
         else:
             state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
             data = save_torch(state, metadata={"format": FORMAT})
-        write_bytes(stem.with_name(stem.name + ".safetensors"), data)
-        write_json(stem.with_name(stem.name + ".json"), self.card.model_dump(mode="json"))
-        return stem
+        return write_pair(stem, data, self.card)
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_CLASSIFIER, device: str = "auto") -> CellClassifier:
+    def load(cls, path: str | Path = DEFAULT, device: str = "auto") -> CellClassifier:
+        """Load a classifier (a run folder, either file of its pair, or ``default``)."""
         numbers, card_path = classifier_files(path)
         card = read_classifier_card(card_path)
         if card.kind == "random_forest":
@@ -114,20 +117,21 @@ class CellClassifier:
                 forest = ForestArrays.from_dict(load_numpy(str(numbers)))
                 forest.check(len(card.features), len(card.classes))
             except (SafetensorError, OSError, KeyError, ValueError) as error:
-                raise ConfigError(f"{numbers}: not a random forest written by blastseg for {card_path.name} ({error})") from None
-            return cls(card, forest=forest, device=device)
+                raise ModelFileError(f"{numbers}: not a random forest written by blastseg for {card_path.name} ({error})") from None
+            return cls(card, forest=forest, device=device, source=str(path))
         if card.cnn is None:
-            raise ConfigError(f"{card_path}: a cnn classifier card needs its 'cnn' settings")
+            raise ModelFileError(f"{card_path}: a cnn classifier card needs its 'cnn' settings")
         net = build_network(card.cnn.model_copy(update={"weights_path": None}), len(card.classes))
-        load_weights(net, numbers, f"{card.cnn.backbone or 'the small CNN'} with {len(card.classes)} classes")
-        return cls(card, net=net, device=device)
+        describe = f"{card.cnn.backbone or 'the small CNN'} with {len(card.classes)} classes"
+        load_state(net, read_weights(numbers), numbers, describe)
+        return cls(card, net=net, device=device, source=str(path))
 
 
 def read_classifier_card(path: Path) -> ClassifierCard:
-    card = read_json_card(path, ClassifierCard, FORMAT, "classifier")
+    card = read_card(path, ClassifierCard, FORMAT, "classifier")
     unknown = sorted(set(card.features) - set(FEATURES))
     if unknown:
-        raise ConfigError(f"{path}: features {', '.join(unknown)} are not cells-table columns")
+        raise ModelFileError(f"{path}: features {', '.join(unknown)} are not cells-table columns")
     return card
 
 

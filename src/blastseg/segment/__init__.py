@@ -1,36 +1,29 @@
-"""Segmenters by name: ``create_segmenter("kmeans", target="nucleus")``.
+"""Segmenters: classical methods by name, trained networks from checkpoints, one answer type.
 
->>> sorted(SEGMENTERS)
-['adaptive', 'hsv', 'kmeans', 'otsu', 'watershed']
+>>> segmenter = create_segmenter("kmeans", target="nucleus")
+>>> isinstance(segmenter, Segmenter)
+True
+
+``load_segmenter`` imports torch when first called; the classical methods never do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from blastseg.config import construct
-from blastseg.errors import lookup
-from blastseg.segment.base import Segmentation, channel
-from blastseg.segment.classical import (
-    AdaptiveSegmenter,
-    HsvSegmenter,
-    KMeansSegmenter,
-    OtsuSegmenter,
-    WatershedSegmenter,
-)
+from blastseg.segment.base import Segmentation, Segmenter, channel
+from blastseg.segment.classical import SEGMENTERS, ClassicalSegmenter, create_segmenter
 
-SEGMENTERS: dict[str, type] = {
-    "otsu": OtsuSegmenter,
-    "adaptive": AdaptiveSegmenter,
-    "hsv": HsvSegmenter,
-    "kmeans": KMeansSegmenter,
-    "watershed": WatershedSegmenter,
-}
+if TYPE_CHECKING:
+    from blastseg.segment.deep import DeepSegmenter
 
 
-def create_segmenter(name: str, **params: Any):
-    """Build a segmenter by registry name; unknown names or parameters list the valid ones."""
-    return construct(lookup(SEGMENTERS, name, "segmenter"), params, f"segmenter {name!r}")
+def load_segmenter(checkpoint: str | Path = "default", **options: Any) -> DeepSegmenter:
+    """A trained network as a segmenter (a run folder, a checkpoint file, or ``default``)."""
+    from blastseg.segment.deep import DeepSegmenter
+
+    return DeepSegmenter.load(checkpoint, **options)
 
 
-__all__ = ["SEGMENTERS", "Segmentation", "channel", "create_segmenter"]
+__all__ = ["SEGMENTERS", "ClassicalSegmenter", "Segmentation", "Segmenter", "channel", "create_segmenter", "load_segmenter"]

@@ -1,14 +1,15 @@
-"""What every segmenter returns, and the colour channels segmenters threshold."""
+"""What every segmenter is and returns, and the colour channels that segmenters threshold."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from blastseg.errors import lookup
+from blastseg.preprocess import to_grey, to_hsv, to_lab
 
 
 @dataclass
@@ -25,25 +26,31 @@ class Segmentation:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _lab(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+@runtime_checkable
+class Segmenter(Protocol):
+    """Anything that turns RGB ``uint8`` images into :class:`Segmentation` answers.
 
+    ``target`` says what its label maps hold: ``nucleus``, ``cell`` or ``multiclass``.
+    """
 
-def _hsv(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)
+    target: str
+
+    def segment(self, image: np.ndarray) -> Segmentation: ...
+
+    def segment_many(self, images: Sequence[np.ndarray]) -> list[Segmentation]: ...
 
 
 CHANNELS = {
-    "gray": lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY),
+    "gray": to_grey,
     "red": lambda im: im[..., 0],
     "green": lambda im: im[..., 1],
     "blue": lambda im: im[..., 2],
-    "hue": lambda im: _hsv(im)[..., 0],
-    "saturation": lambda im: _hsv(im)[..., 1],
-    "value": lambda im: _hsv(im)[..., 2],
-    "l": lambda im: _lab(im)[..., 0],
-    "a": lambda im: _lab(im)[..., 1],
-    "b": lambda im: _lab(im)[..., 2],
+    "hue": lambda im: to_hsv(im, full_hue=True)[..., 0],
+    "saturation": lambda im: to_hsv(im)[..., 1],
+    "value": lambda im: to_hsv(im)[..., 2],
+    "l": lambda im: to_lab(im)[..., 0],
+    "a": lambda im: to_lab(im)[..., 1],
+    "b": lambda im: to_lab(im)[..., 2],
 }
 
 

@@ -1,60 +1,88 @@
 """Classical segmenters: thresholds (Otsu, adaptive, HSV saturation), k-means, watershed.
 
-Each is a dataclass whose fields are its parameters, with ``segment(image) -> Segmentation``.
-``target`` says what to find: ``nucleus`` (labelled 2) or ``cell`` (labelled 1); ``kmeans`` can
-also return ``multiclass`` (cytoplasm 1 and nucleus 2 together).
+Each is a strict model whose fields are its parameters (validated when it is built), with
+``segment(image) -> Segmentation``. ``target`` says what to find: ``nucleus`` (labelled 2) or
+``cell`` (labelled 1); ``kmeans`` can also return ``multiclass`` (cytoplasm 1 and nucleus 2 together).
+``create_segmenter(name, **params)`` builds one by its registry name.
+
+>>> sorted(SEGMENTERS)
+['adaptive', 'hsv', 'kmeans', 'otsu', 'watershed']
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from sklearn.cluster import KMeans
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from skimage.filters import threshold_otsu
 
-from blastseg.errors import ConfigError, MaskError
-from blastseg.labels import BINARY_TARGETS, CYTOPLASM, NUCLEUS, TARGETS, check_target, mask_to_labels
+from blastseg.config import StrictModel, as_value_error, validate
+from blastseg.errors import MaskError, lookup
+from blastseg.labels import CYTOPLASM, NUCLEUS, mask_to_labels
 from blastseg.metrics import dice, iou, ssim
 from blastseg.postprocess import clean_mask, components_touching, fill_holes, opening, split_touching
-from blastseg.segment.base import Segmentation, channel
+from blastseg.preprocess import Gaussian, boosted_saturation, to_lab
+from blastseg.segment.base import CHANNELS, Segmentation, channel
+
+BinaryTarget = Literal["nucleus", "cell"]
+
+
+class ClassicalSegmenter(StrictModel):
+    """Base of the classical methods: ``name`` in the registry, one image at a time."""
+
+    name: ClassVar[str] = ""
+    target: str = "nucleus"
+
+    def segment(self, image: np.ndarray) -> Segmentation:
+        raise NotImplementedError
+
+    def segment_many(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
+        return [self.segment(image) for image in images]
+
 
 # Thresholders default to the channel where the target is darkest or brightest.
 DEFAULT_CHANNEL = {"nucleus": ("green", "dark"), "cell": ("gray", "dark")}
 
 
 def _threshold_side(values: np.ndarray, threshold: float, foreground: str) -> np.ndarray:
-    if foreground not in ("dark", "bright"):
-        raise ConfigError(f"foreground must be 'dark' or 'bright', got {foreground!r}")
     return values <= threshold if foreground == "dark" else values > threshold
 
 
-@dataclass
-class _Thresholder:
+class _Thresholder(ClassicalSegmenter):
     """Shared fields and the final clean-up of the single-threshold segmenters."""
 
-    target: str = "nucleus"
+    target: BinaryTarget = "nucleus"
     channel: str | None = None
-    foreground: str | None = None
-    open_size: int = 3
-    min_fraction: float = 0.1
+    foreground: Literal["dark", "bright"] | None = None
+    open_size: int = Field(default=3, ge=1)
+    min_fraction: float = Field(default=0.1, ge=0, le=1)
 
-    def __post_init__(self) -> None:
-        check_target(self.target, BINARY_TARGETS)
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str | None) -> str | None:
+        if value is not None:
+            as_value_error(lookup, CHANNELS, value, "channel")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_for_target(self) -> _Thresholder:
         default_channel, default_side = DEFAULT_CHANNEL[self.target]
         self.channel = self.channel or default_channel
         self.foreground = self.foreground or default_side
+        return self
 
     def _finish(self, mask: np.ndarray, info: dict[str, Any]) -> Segmentation:
         mask = clean_mask(mask, self.open_size, self.min_fraction)
         return Segmentation(mask_to_labels(mask, self.target), info=info)
 
 
-@dataclass
 class OtsuSegmenter(_Thresholder):
     """Global Otsu threshold of one channel (default: dark in green for nuclei, dark in grey for cells)."""
+
+    name: ClassVar[str] = "otsu"
 
     def segment(self, image: np.ndarray) -> Segmentation:
         values = channel(image, self.channel)
@@ -63,16 +91,21 @@ class OtsuSegmenter(_Thresholder):
         return self._finish(mask, {"threshold": threshold, "channel": self.channel})
 
 
-@dataclass
 class AdaptiveSegmenter(_Thresholder):
     """Local threshold: each pixel against the Gaussian-weighted mean of its neighbourhood minus ``offset``."""
 
-    block_size: int = 101
+    name: ClassVar[str] = "adaptive"
+    block_size: int = Field(default=101, ge=3, description="odd")
     offset: float = 25.0
 
+    @field_validator("block_size")
+    @classmethod
+    def _odd_block(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be an odd integer >= 3, got {value}")
+        return value
+
     def segment(self, image: np.ndarray) -> Segmentation:
-        if self.block_size < 3 or self.block_size % 2 == 0:
-            raise ConfigError(f"adaptive block_size must be an odd integer >= 3, got {self.block_size}")
         values = channel(image, self.channel)
         mode = cv2.THRESH_BINARY_INV if self.foreground == "dark" else cv2.THRESH_BINARY
         offset = self.offset if self.foreground == "dark" else -self.offset
@@ -80,34 +113,37 @@ class AdaptiveSegmenter(_Thresholder):
         return self._finish(binary.astype(bool), {"block_size": self.block_size, "channel": self.channel})
 
 
-@dataclass
-class HsvSegmenter:
-    """The published saturation rule: multiply HSV saturation by ``factor``, keep S > ``threshold``.
+class HsvSegmenter(ClassicalSegmenter):
+    """The published saturation rule: multiply HSV saturation by ``factor`` (the ``hsv_saturation``
+    step), keep S > ``threshold``.
 
     Stained nuclei are the most saturated pixels of a smear; the defaults (factor 2, threshold 0.7
     on a 0..1 scale) are the papers' values for nuclei. A lower threshold (0.35) finds whole cells.
     """
 
-    target: str = "nucleus"
-    factor: float = 2.0
-    threshold: float | None = None
-    open_size: int = 3
-    min_fraction: float = 0.1
+    name: ClassVar[str] = "hsv"
+    target: BinaryTarget = "nucleus"
+    factor: float = Field(default=2.0, ge=0)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    open_size: int = Field(default=3, ge=1)
+    min_fraction: float = Field(default=0.1, ge=0, le=1)
 
-    def __post_init__(self) -> None:
-        check_target(self.target, BINARY_TARGETS)
+    @model_validator(mode="after")
+    def _default_threshold(self) -> HsvSegmenter:
         if self.threshold is None:
             self.threshold = 0.7 if self.target == "nucleus" else 0.35
+        return self
 
     def segment(self, image: np.ndarray) -> Segmentation:
-        saturation = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32) / 255.0
-        boosted = np.clip(saturation * self.factor, 0.0, 1.0)
+        boosted = boosted_saturation(image, self.factor).astype(np.float32) / 255.0
         mask = clean_mask(boosted > self.threshold, self.open_size, self.min_fraction)
         return Segmentation(mask_to_labels(mask, self.target), info={"threshold": self.threshold})
 
 
 def fit_centers(pixels: np.ndarray, k: int, sample_size: int, seed: int) -> np.ndarray:
     """k-means centres fitted on a random sample of at most ``sample_size`` pixels."""
+    from sklearn.cluster import KMeans
+
     rng = np.random.default_rng(seed)
     if len(pixels) > sample_size:
         pixels = pixels[rng.choice(len(pixels), sample_size, replace=False)]
@@ -121,8 +157,7 @@ def assign(pixels: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return distances.argmin(axis=1)
 
 
-@dataclass
-class KMeansSegmenter:
+class KMeansSegmenter(ClassicalSegmenter):
     """k-means colour clustering in CIE L*a*b*, fitted on a pixel sample and applied to all pixels.
 
     Without ground truth (``segment``), with ``k`` clusters:
@@ -140,30 +175,39 @@ class KMeansSegmenter:
     the best is returned with the score table per k.
     """
 
-    target: str = "nucleus"
-    k: int = 3
+    name: ClassVar[str] = "kmeans"
+    target: Literal["nucleus", "cell", "multiclass"] = "nucleus"
+    k: int = Field(default=3, ge=2)
     k_range: tuple[int, int] = (2, 6)
-    sample_size: int = 20000
-    blur: int = 3
-    open_size: int = 3
-    cell_open_size: int = 5
-    min_fraction: float = 0.1
-    leak_fraction: float = 0.02
+    sample_size: int = Field(default=20000, ge=1)
+    blur: int = Field(default=3, ge=0, description="Gaussian kernel before clustering, odd (0 or 1: none)")
+    open_size: int = Field(default=3, ge=1)
+    cell_open_size: int = Field(default=5, ge=1)
+    min_fraction: float = Field(default=0.1, ge=0, le=1)
+    leak_fraction: float = Field(default=0.02, ge=0, le=1)
     min_stain: float = 0.05
     hue_tolerance: float = 10.0
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        check_target(self.target, TARGETS)
-        self.k_range = tuple(self.k_range)
-        if self.k < 2 or self.k_range[0] < 2 or self.k_range[1] < self.k_range[0]:
-            raise ConfigError(f"k-means needs k >= 2 and a range lo <= hi, got k={self.k}, k_range={self.k_range}")
+    @field_validator("k_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] < 2 or value[1] < value[0]:
+            raise ValueError(f"needs 2 <= lo <= hi, got {list(value)}")
+        return value
 
-    def to_lab(self, image: np.ndarray) -> np.ndarray:
+    @field_validator("blur")
+    @classmethod
+    def _odd_blur(cls, value: int) -> int:
+        if value > 1 and value % 2 == 0:
+            raise ValueError(f"must be 0, 1 or odd, got {value}")
+        return value
+
+    def lab_pixels(self, image: np.ndarray) -> np.ndarray:
         """The (optionally blurred) image in 8-bit-scaled CIE L*a*b*, as float32."""
         if self.blur > 1:
-            image = cv2.GaussianBlur(image, (self.blur, self.blur), 0)
-        return cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+            image = Gaussian(kernel=self.blur)(image)
+        return to_lab(image).astype(np.float32)
 
     def cluster(self, lab: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cluster ids (HxW) and centres, renumbered so that cluster 0 is the darkest."""
@@ -175,7 +219,7 @@ class KMeansSegmenter:
         return ids, centers
 
     def segment(self, image: np.ndarray) -> Segmentation:
-        lab = self.to_lab(image)
+        lab = self.lab_pixels(image)
         ids, centers = self.cluster(lab, self.k)
         nucleus = clean_mask(ids == 0, self.open_size, self.min_fraction)
         info: dict[str, Any] = {"k": self.k, "centers_lab": centers.round(1).tolist()}
@@ -208,12 +252,11 @@ class KMeansSegmenter:
         return self._attach(stained, nucleus)
 
     def sweep(self, image: np.ndarray, truth: np.ndarray) -> Segmentation:
-        """Pick k and clusters that best match the ``truth`` mask of ``target`` (see class doc)."""
-        check_target(self.target, BINARY_TARGETS)
+        """Pick k and clusters that best match the binary ``truth`` mask (see class doc)."""
         if truth.shape != image.shape[:2]:
             raise MaskError(f"ground truth {truth.shape} does not match image {image.shape[:2]}")
         truth = truth.astype(bool)
-        lab = self.to_lab(image)
+        lab = self.lab_pixels(image)
         table, masks = [], []
         for k in range(self.k_range[0], self.k_range[1] + 1):
             ids, _ = self.cluster(lab, k)
@@ -237,29 +280,44 @@ class KMeansSegmenter:
         return Segmentation(mask_to_labels(masks[best], self.target), info=info)
 
 
-@dataclass
-class WatershedSegmenter:
+class WatershedSegmenter(ClassicalSegmenter):
     """Marker-based watershed splitting of touching objects found by a ``base`` segmenter.
 
     Markers are distance-transform peaks at least ``min_distance`` pixels apart; the result
     carries instance labels besides the semantic label map.
     """
 
-    target: str = "nucleus"
+    name: ClassVar[str] = "watershed"
+    target: BinaryTarget = "nucleus"
     base: str = "otsu"
-    base_params: dict[str, Any] = field(default_factory=dict)
-    min_distance: int = 7
+    base_params: dict[str, Any] = Field(default_factory=dict)
+    min_distance: int = Field(default=7, ge=1)
+    _base: ClassicalSegmenter = PrivateAttr()
 
-    def __post_init__(self) -> None:
-        check_target(self.target, BINARY_TARGETS)
-        if self.base == "watershed":
-            raise ConfigError("watershed needs a base segmenter other than itself")
+    @model_validator(mode="after")
+    def _build_base(self) -> WatershedSegmenter:
+        if self.base == self.name:
+            raise ValueError("watershed needs a base segmenter other than itself")
+        self._base = as_value_error(create_segmenter, self.base, target=self.target, **self.base_params)
+        return self
 
     def segment(self, image: np.ndarray) -> Segmentation:
-        from blastseg.segment import create_segmenter  # the registry imports this module
-
-        base = create_segmenter(self.base, target=self.target, **self.base_params).segment(image)
+        base = self._base.segment(image)
         foreground = base.labels == (NUCLEUS if self.target == "nucleus" else CYTOPLASM)
         instances = split_touching(foreground, self.min_distance)
         info = {"base": self.base, "objects": int(instances.max())}
         return Segmentation(base.labels, instances=instances, info=info)
+
+
+SEGMENTERS: dict[str, type[ClassicalSegmenter]] = {
+    cls.name: cls for cls in (OtsuSegmenter, AdaptiveSegmenter, HsvSegmenter, KMeansSegmenter, WatershedSegmenter)
+}
+
+
+def create_segmenter(name: str, **params: Any) -> ClassicalSegmenter:
+    """Build a classical segmenter by registry name; unknown names or parameters list the valid ones.
+
+    >>> create_segmenter("kmeans", target="cell", k=4).k
+    4
+    """
+    return validate(lookup(SEGMENTERS, name, "segmenter"), params, f"segmenter {name!r}")

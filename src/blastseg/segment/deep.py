@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from blastseg.dataset import to_tensor
+from blastseg.artifacts import DEFAULT
 from blastseg.preprocess import Normalize, Pipeline
 from blastseg.runtime import resolve_device
 from blastseg.segment.base import Segmentation
-from blastseg.segment.checkpoint import DEFAULT_CHECKPOINT, ModelCard, load_checkpoint
+from blastseg.segment.checkpoint import ModelCard, load_checkpoint
+from blastseg.segment.heads import decode_probabilities, is_multiclass, label_target
 from blastseg.segment.inference import fits_in_one_pass, predict_batch, predict_probabilities
-from blastseg.segment.outputs import decode_probabilities, is_multiclass, label_target
+from blastseg.tensors import to_tensor
 
 
 class DeepSegmenter:
@@ -35,22 +37,29 @@ class DeepSegmenter:
         batch_size: int = 4,
         tta: bool = False,
         threshold: float | None = None,
+        source: str = "",
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.card = card
         self.preprocess = Pipeline.from_config(card.preprocess)
-        self.normalize = Normalize(card.normalize.mean, card.normalize.std)
+        self.normalize = Normalize(mean=card.normalize.mean, std=card.normalize.std)
         self.multiclass = is_multiclass(card.output)
         self.target = label_target(card.output)
         self.tile_size, self.overlap, self.batch_size, self.tta = tile_size, overlap, batch_size, tta
         self.threshold = card.threshold if threshold is None else threshold
+        self.source = source
 
     @classmethod
-    def load(cls, checkpoint: str | Path = DEFAULT_CHECKPOINT, **options) -> DeepSegmenter:
+    def load(cls, checkpoint: str | Path = DEFAULT, **options) -> DeepSegmenter:
         """Load a checkpoint (a run folder, a ``.safetensors``/``.json`` file, or ``default``)."""
         model, card = load_checkpoint(checkpoint)
-        return cls(model, card, **options)
+        return cls(model, card, source=str(checkpoint), **options)
+
+    def provenance(self) -> dict[str, Any]:
+        """What ``summary.json`` records of this segmenter."""
+        return {"checkpoint": self.source, "model": self.card.model.model_dump(), "output": self.card.output,
+                "threshold": self.threshold, "tta": self.tta}
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
         return to_tensor(self.preprocess(image), self.normalize, self.card.model.in_channels)

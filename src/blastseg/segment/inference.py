@@ -107,7 +107,7 @@ def predict_probabilities(
     windows = list(_windows(padded.shape[1], padded.shape[2], tile, stride))
     for first in range(0, len(windows), batch_size):
         chunk = windows[first : first + batch_size]
-        batch = torch.stack([padded[:, t : t + tile, l : l + tile] for t, l in chunk]).to(device)
+        batch = torch.stack([padded[:, top : top + tile, left : left + tile] for top, left in chunk]).to(device)
         probs = _forward(model, batch, multiclass, tta).float().cpu()
         if total is None:
             total = torch.zeros(probs.shape[1], *padded.shape[1:])

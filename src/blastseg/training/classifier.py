@@ -11,23 +11,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from blastseg.cells import COLUMNS
-from blastseg.classify.cnn import fit_network
-from blastseg.classify.config import ClassifyConfig
-from blastseg.classify.examples import LabelledCells, collect_cells
-from blastseg.classify.forest import ForestArrays, fit_forest
 from blastseg.classify.model import RUN_STEM, CellClassifier, ClassifierCard, feature_matrix
-from blastseg.classify.scores import classification_scores, majority_baseline, write_confusion
-from blastseg.data import Sample, read_label_csv, label_for, scan_dataset
+from blastseg.datasets.layouts import Sample, label_for, read_label_csv, scan_dataset
 from blastseg.errors import DatasetError
+from blastseg.evaluation.classification import classification_scores, majority_baseline, write_confusion
 from blastseg.io import write_csv, write_json
 from blastseg.runtime import resolve_device, seed_everything
-from blastseg.train import prepare_run
+from blastseg.segment import load_segmenter
+from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.training.cnn import fit_network
+from blastseg.training.forest import fit_forest, forest_arrays
+from blastseg.training.labelled_cells import LabelledCells, collect_cells
+from blastseg.training.runs import prepare_run
 
 
 def labelled_samples(config: ClassifyConfig) -> list[Sample]:
@@ -44,14 +47,12 @@ def labelled_samples(config: ClassifyConfig) -> list[Sample]:
 
 
 def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
-    """Find and label the cells of the recipe's dataset (see :mod:`blastseg.classify.examples`)."""
+    """Find and label the cells of the recipe's dataset (see :mod:`blastseg.training.labelled_cells`)."""
     data = config.data
     samples = labelled_samples(config)
     segment = None
     if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
-        from blastseg.segment.deep import DeepSegmenter
-
-        segmenter = DeepSegmenter.load(data.checkpoint, device=config.device)
+        segmenter = load_segmenter(data.checkpoint, device=config.device)
         segment = lambda image: segmenter.segment(image).labels  # noqa: E731
     return collect_cells(
         samples, segment, data.instances, config.cnn.input_size, data.crop_scale, data.match_radius,
@@ -72,10 +73,11 @@ class Learner:
         card = ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
         if config.model == "random_forest":
             forest = fit_forest(self.features[indices], targets[indices], config.random_forest, config.seed)
-            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=ForestArrays.from_sklearn(forest))
+            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=forest_arrays(forest))
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
-        return CellClassifier(card.model_copy(update={"cnn": config.cnn.model_copy(update={"weights_path": None})}), net=net, device=config.device)
+        spec = config.cnn.spec().model_copy(update={"weights_path": None})
+        return CellClassifier(card.model_copy(update={"cnn": spec}), net=net, device=config.device)
 
     def proba(self, classifier: CellClassifier, indices: np.ndarray) -> np.ndarray:
         return classifier.proba_of([self.cells.rows[i] for i in indices], [self.cells.crops[i] for i in indices])
@@ -115,42 +117,62 @@ def without_classes(cells: LabelledCells, rare: dict[str, int]) -> LabelledCells
     return LabelledCells([cells.rows[i] for i in keep], [cells.crops[i] for i in keep], cells.unmatched, cells.skipped)
 
 
-def train_classifier(
-    config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None
-) -> dict:
-    """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
-    run_dir = Path(run_dir)
-    prepare_run(run_dir, resume=False, overwrite=overwrite)
-    seed_everything(config.seed)
-    cells = gather(config, on_done)
-    classes, rare = split_rare_classes(cells.labels(), config.folds)
-    cells = without_classes(cells, rare)
-    labels = cells.labels()
-    targets = np.array([classes.index(label) for label in labels])
-    groups = [row["image"] for row in cells.rows]
-    learner = Learner(config, cells, classes)
-    proba, fold_of = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
-    predicted = proba.argmax(axis=1)
-    scores = {
-        "model": config.model, "folds": config.folds, "cells": len(targets),
-        "counts": {name: int((targets == i).sum()) for i, name in enumerate(classes)},
-        **classification_scores(targets, predicted, classes),
-        "majority_baseline": majority_baseline(targets, classes),
-        "left_out_classes": rare, "unmatched_centroids": len(cells.unmatched), "skipped_images": len(cells.skipped),
-    }
-    write_json(run_dir / "cv.json", scores)
-    write_confusion(run_dir, scores["confusion"], classes, f"{config.model}, {config.folds}-fold out-of-fold")
+@dataclass
+class ClassifierScores:
+    """What ``cv.json`` holds: out-of-fold scores of the recipe's classifier and what was left out."""
+
+    model: str
+    folds: int
+    cells: int
+    counts: dict[str, int]
+    per_class: dict[str, dict[str, float]]
+    macro_f1: float
+    accuracy: float
+    confusion: list[list[int]]
+    majority_baseline: dict[str, Any]
+    left_out_classes: dict[str, int]
+    unmatched_centroids: int
+    skipped_images: int
+
+
+def write_cv_outputs(run_dir: Path, config: ClassifyConfig, cells: LabelledCells, classes: list[str], scores: ClassifierScores,
+                     proba: np.ndarray, fold_of: np.ndarray) -> None:
+    """``cv.json``, the confusion matrix, the labelled cells, out-of-fold predictions and what was left out."""
+    write_json(run_dir / "cv.json", asdict(scores))
+    write_confusion(run_dir, scores.confusion, classes, f"{config.model}, {config.folds}-fold out-of-fold")
     write_csv(run_dir / "cells.csv", cells.rows, [*COLUMNS, "label"])
     write_csv(run_dir / "predictions.csv", [
         {"image": row["image"], "cell_id": row["cell_id"], "label": row["label"], "predicted": classes[p], "fold": int(f),
          **{f"p_{name}": float(q) for name, q in zip(classes, probs)}}
-        for row, p, f, probs in zip(cells.rows, predicted, fold_of, proba)
+        for row, p, f, probs in zip(cells.rows, proba.argmax(axis=1), fold_of, proba)
     ])
     if cells.unmatched:
         write_csv(run_dir / "unmatched_centroids.csv", cells.unmatched, ["image", "x", "y"])
     if cells.skipped:
         write_csv(run_dir / "skipped.csv", cells.skipped, ["image", "reason"])
+
+
+def train_classifier(
+    config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None
+) -> ClassifierScores:
+    """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
+    run_dir = Path(run_dir)
+    prepare_run(run_dir, overwrite)
+    seed_everything(config.seed)
+    cells = gather(config, on_done)
+    classes, rare = split_rare_classes(cells.labels(), config.folds)
+    cells = without_classes(cells, rare)
+    targets = np.array([classes.index(label) for label in cells.labels()])
+    learner = Learner(config, cells, classes)
+    proba, fold_of = cross_validated_proba(learner, targets, [row["image"] for row in cells.rows], config.folds, config.seed)
+    scores = ClassifierScores(
+        model=config.model, folds=config.folds, cells=len(targets), counts={name: int((targets == i).sum()) for i, name in enumerate(classes)},
+        **classification_scores(targets, proba.argmax(axis=1), classes), majority_baseline=majority_baseline(targets, classes),
+        left_out_classes=rare, unmatched_centroids=len(cells.unmatched), skipped_images=len(cells.skipped),
+    )
+    write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)
-    final.card = final.card.model_copy(update={"scores": {k: scores[k] for k in ("folds", "cells", "counts", "macro_f1", "accuracy", "per_class")}})
+    card_scores = {k: getattr(scores, k) for k in ("folds", "cells", "counts", "macro_f1", "accuracy", "per_class")}
+    final.card = final.card.model_copy(update={"scores": card_scores})
     final.save(run_dir / RUN_STEM)
     return scores

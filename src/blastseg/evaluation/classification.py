@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from blastseg.io import write_bytes, write_csv
-from blastseg.report import figure_png, pyplot
+from blastseg.render import figure_png, pyplot
 
 
 def classification_scores(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> dict:

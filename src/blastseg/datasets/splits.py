@@ -1,4 +1,4 @@
-"""Seeded splits of a scanned dataset, and the torch Dataset that feeds training.
+"""Seeded train/validation/test splits and k-fold splits of a scanned dataset.
 
 Samples are identified as ``GROUP/NAME`` (``Dataset1/001``), since names repeat across groups.
 Splits are stratified by group, so each part holds images of every sub-dataset.
@@ -14,16 +14,12 @@ Splits are stratified by group, so each part holds images of every sub-dataset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from blastseg.data import Sample
+from blastseg.datasets.layouts import Sample
 from blastseg.errors import DatasetError
-from blastseg.preprocess import Normalize, Pipeline
-from blastseg.segment.outputs import encode_target
 
 PARTS = ("train", "val", "test")
 
@@ -84,43 +80,3 @@ def select(samples: Sequence[Sample], ids: Sequence[str]) -> list[Sample]:
     if missing:
         raise DatasetError(f"{len(missing)} image(s) of the saved split are not in the dataset, e.g. {missing[0]}")
     return [by_id[i] for i in ids]
-
-
-def to_tensor(image: np.ndarray, normalize: Normalize, channels: int = 3) -> torch.Tensor:
-    """RGB ``uint8`` H x W x 3 → normalised float32 tensor C x H x W (``channels`` 1: the mean of the three)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(normalize(image).transpose(2, 0, 1)))
-    return tensor.mean(dim=0, keepdim=True) if channels == 1 else tensor
-
-
-class SegmentationDataset(Dataset):
-    """Images and their training targets, held in memory, augmented on the fly.
-
-    Each item is ``(image tensor 3xHxW, target)`` with the target as :func:`encode_target` makes it.
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        output: str,
-        preprocess: Pipeline,
-        normalize: Normalize,
-        transform: Callable | None = None,
-        channels: int = 3,
-    ):
-        self.output, self.normalize, self.transform, self.channels = output, normalize, transform, channels
-        self.items = []
-        for sample in samples:
-            image, labels = sample.load()
-            if labels is None:
-                raise DatasetError(f"{sample.image}: no mask found; training needs a mask for every image")
-            self.items.append((preprocess(image), labels))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self.items[index]
-        if self.transform is not None:
-            out = self.transform(image=image, mask=labels)
-            image, labels = out["image"], out["mask"]
-        return to_tensor(image, self.normalize, self.channels), torch.from_numpy(encode_target(labels, self.output))

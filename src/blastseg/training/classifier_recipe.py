@@ -1,8 +1,8 @@
 """The classifier training recipe (``blastseg classify train --config``), validated key by key.
 
 >>> cfg = ClassifyConfig.model_validate({"data": {"path": "cells"}, "model": "cnn"})
->>> cfg.model, cfg.folds, cfg.cnn.input_size, cfg.data.segmentation
-('cnn', 5, 64, 'auto')
+>>> cfg.kind, cfg.model, cfg.folds, cfg.cnn.input_size, cfg.data.segmentation
+('classifier', 'cnn', 5, 64, 'auto')
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from blastseg.classify.cnn import CnnParams
+from blastseg.cells import FEATURES
 from blastseg.config import StrictModel
-from blastseg.classify.forest import FEATURES, ForestParams
-from blastseg.postprocess import InstanceConfig
+from blastseg.postprocess import InstanceRules
+from blastseg.training.cnn import CnnTraining
+from blastseg.training.forest import ForestParams
 
 
 class ClassifyData(StrictModel):
@@ -27,18 +28,21 @@ class ClassifyData(StrictModel):
     )
     checkpoint: str = Field(default="default", description="segmentation checkpoint for images without masks")
     match_radius: float | None = Field(default=None, gt=0, description=".xyc matching radius in pixels (default: each cell's equivalent radius)")
-    instances: InstanceConfig = Field(default_factory=InstanceConfig)
+    instances: InstanceRules = Field(default_factory=InstanceRules)
     crop_scale: float | None = Field(
         default=1.25, gt=0, description="CNN crop window = this x the cell's longer side, resized to cnn.input_size (null: input_size pixels of the image)"
     )
 
 
 class ClassifyConfig(StrictModel):
+    """A complete classifier recipe (``blastseg classify train --config``)."""
+
+    kind: Literal["classifier"] = "classifier"
     data: ClassifyData
     model: Literal["random_forest", "cnn"] = "random_forest"
     features: list[str] = Field(default_factory=lambda: list(FEATURES), description="cells-table columns the random forest reads")
     random_forest: ForestParams = Field(default_factory=ForestParams)
-    cnn: CnnParams = Field(default_factory=CnnParams)
+    cnn: CnnTraining = Field(default_factory=CnnTraining)
     folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
     seed: int = 0
     device: str = Field(default="auto", description="for the segmentation model and the CNN: auto (CUDA when present), cpu, cuda")

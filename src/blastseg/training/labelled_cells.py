@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from blastseg.cells import cell_crops, cell_rows
-from blastseg.data import BLAST, NORMAL, Sample
-from blastseg.detection import match_centroids
+from blastseg.datasets.layouts import Sample
 from blastseg.errors import ConfigError, DatasetError
+from blastseg.evaluation.detection import match_centroids
 from blastseg.io import read_image
-from blastseg.postprocess import InstanceConfig, cell_instances
+from blastseg.labels import BLAST, NORMAL
+from blastseg.postprocess import InstanceRules, cell_instances
 
 
 @dataclass
@@ -57,7 +58,7 @@ def equivalent_radius(rows: Sequence[dict]) -> np.ndarray:
 def collect_cells(
     samples: Sequence[Sample],
     segment: Callable[[np.ndarray], np.ndarray] | None,
-    instances: InstanceConfig,
+    rules: InstanceRules,
     crop_size: int,
     crop_scale: float | None,
     match_radius: float | None = None,
@@ -76,7 +77,7 @@ def collect_cells(
             if segment is None:
                 raise ConfigError(f"{sample.image}: no mask and no segmentation model to find its cells")
             labels = segment(image)
-        cells = cell_instances(labels, instances)
+        cells = cell_instances(labels, rules)
         rows = cell_rows(sample.image.name, image, labels, cells)
         crop_of = cell_crops(image, cells, crop_size, crop_scale)
         if sample.centroids is not None:

@@ -3,7 +3,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from blastseg.data import decode_mask, detect_layout, guess_encoding, scan_dataset
+from blastseg.datasets.layouts import detect_layout, scan_dataset
+from blastseg.datasets.masks import decode_mask, guess_encoding
 from blastseg.errors import DatasetError, MaskError, UnknownNameError
 from blastseg.labels import target_mask
 

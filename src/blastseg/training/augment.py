@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import albumentations as A
 import cv2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from blastseg.config import StrictModel
 
 
-class AugmentConfig(BaseModel):
+class AugmentConfig(StrictModel):
     """Which augmentations to apply; 0 or ``false`` turns one off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     flip: bool = Field(default=True, description="horizontal and vertical flips")
     rotate90: bool = Field(default=True, description="random multiples of 90 degrees")

@@ -13,14 +13,14 @@ focal terms come from segmentation-models-pytorch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from pydantic import Field
 from segmentation_models_pytorch import losses as smp_losses
 from torch import nn
 
-from blastseg.config import construct
+from blastseg.config import StrictModel, validate
 from blastseg.errors import ConfigError, lookup
 
 
@@ -28,59 +28,67 @@ def _mode(multiclass: bool) -> str:
     return smp_losses.MULTICLASS_MODE if multiclass else smp_losses.MULTILABEL_MODE
 
 
-@dataclass
-class Bce:
+class Loss(StrictModel):
+    """Base of the losses: the fields are the loss's parameters; ``build`` makes the torch module."""
+
+    name: ClassVar[str] = ""
+
+    def build(self, multiclass: bool) -> nn.Module:
+        raise NotImplementedError
+
+
+class Bce(Loss):
     """Binary cross-entropy on logits (cross-entropy for ``multiclass``)."""
+
+    name: ClassVar[str] = "bce"
 
     def build(self, multiclass: bool) -> nn.Module:
         return nn.CrossEntropyLoss() if multiclass else nn.BCEWithLogitsLoss()
 
 
-@dataclass
-class Dice:
+class Dice(Loss):
     """Soft Dice loss, 1 - Dice, averaged over channels (classes)."""
 
-    smooth: float = 0.0
+    name: ClassVar[str] = "dice"
+    smooth: float = Field(default=0.0, ge=0)
 
     def build(self, multiclass: bool) -> nn.Module:
         return smp_losses.DiceLoss(_mode(multiclass), smooth=self.smooth)
 
 
-@dataclass
-class BceDice:
+class BceDice(Loss):
     """``lam * bce + (1 - lam) * dice``."""
 
-    lam: float = 0.5
+    name: ClassVar[str] = "bce_dice"
+    lam: float = Field(default=0.5, ge=0, le=1, description="weight of bce, in [0, 1]")
 
     def build(self, multiclass: bool) -> nn.Module:
-        if not 0.0 <= self.lam <= 1.0:
-            raise ConfigError(f"bce_dice lam must lie in [0, 1], got {self.lam}")
         return WeightedSum([(self.lam, Bce().build(multiclass)), (1 - self.lam, Dice().build(multiclass))])
 
 
-@dataclass
-class Tversky:
+class Tversky(Loss):
     """Tversky loss: ``alpha`` weighs false positives, ``beta`` false negatives (0.5/0.5 is Dice)."""
 
-    alpha: float = 0.3
-    beta: float = 0.7
+    name: ClassVar[str] = "tversky"
+    alpha: float = Field(default=0.3, ge=0)
+    beta: float = Field(default=0.7, ge=0)
 
     def build(self, multiclass: bool) -> nn.Module:
         return smp_losses.TverskyLoss(_mode(multiclass), alpha=self.alpha, beta=self.beta)
 
 
-@dataclass
-class Focal:
+class Focal(Loss):
     """Focal loss: cross-entropy down-weighting easy pixels by ``(1 - p) ** gamma``."""
 
-    gamma: float = 2.0
-    alpha: float | None = None
+    name: ClassVar[str] = "focal"
+    gamma: float = Field(default=2.0, ge=0)
+    alpha: float | None = Field(default=None, ge=0, le=1)
 
     def build(self, multiclass: bool) -> nn.Module:
         return smp_losses.FocalLoss(_mode(multiclass), alpha=self.alpha, gamma=self.gamma)
 
 
-LOSSES: dict[str, type] = {"bce": Bce, "dice": Dice, "bce_dice": BceDice, "tversky": Tversky, "focal": Focal}
+LOSSES: dict[str, type[Loss]] = {loss.name: loss for loss in (Bce, Dice, BceDice, Tversky, Focal)}
 
 
 class WeightedSum(nn.Module):
@@ -95,8 +103,12 @@ class WeightedSum(nn.Module):
         return sum(w * term(logits, target) for w, term in zip(self.weights, self.terms))
 
 
-def build_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]], multiclass: bool) -> nn.Module:
-    """A loss from a name, ``{"name": ..., "weight": ..., **params}``, or a list of those (summed)."""
+def parse_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]]) -> list[tuple[float, Loss]]:
+    """The ``(weight, loss)`` terms of a name, ``{"name": ..., "weight": ..., **params}``, or a list of those.
+
+    >>> parse_loss([{"name": "tversky", "alpha": 0.5}, "bce"])
+    [(1.0, Tversky(alpha=0.5, beta=0.7)), (1.0, Bce())]
+    """
     specs = spec if isinstance(spec, (list, tuple)) else [spec]
     if not specs:
         raise ConfigError(f"loss needs at least one term; valid: {', '.join(LOSSES)}")
@@ -106,6 +118,10 @@ def build_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]], mult
         if "name" not in params:
             raise ConfigError(f"a loss term needs a 'name'; valid: {', '.join(LOSSES)}")
         name, weight = params.pop("name"), params.pop("weight", 1.0)
-        cls = lookup(LOSSES, name, "loss")
-        terms.append((weight, construct(cls, params, f"loss {name!r}").build(multiclass)))
-    return WeightedSum(terms)
+        terms.append((float(weight), validate(lookup(LOSSES, name, "loss"), params, f"loss {name!r}")))
+    return terms
+
+
+def build_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]], multiclass: bool) -> nn.Module:
+    """The summed loss module of ``spec`` (see :func:`parse_loss`)."""
+    return WeightedSum([(weight, loss.build(multiclass)) for weight, loss in parse_loss(spec)])

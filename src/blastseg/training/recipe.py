@@ -1,22 +1,22 @@
-"""The training recipe: one YAML file, validated section by section.
+"""The segmentation training recipe: one YAML file, validated section by section when loaded.
 
 >>> cfg = TrainConfig.model_validate({"data": {"path": "data"}, "model": {"name": "unetplusplus"}})
->>> cfg.model.name, cfg.output, cfg.optim.lr
-('unetplusplus', 'cell+nucleus', 0.0001)
+>>> cfg.kind, cfg.model.name, cfg.output, cfg.optim.lr
+('segmentation', 'unetplusplus', 'cell+nucleus', 0.0001)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from blastseg.augment import AugmentConfig
-from blastseg.config import StrictModel
-from blastseg.losses import build_loss
+from blastseg.config import StrictModel, as_value_error
 from blastseg.preprocess import Pipeline
-from blastseg.segment.models import MODELS, ModelSpec
-from blastseg.segment.outputs import Output, output_channels
+from blastseg.segment.heads import Output, output_channels
+from blastseg.segment.networks import MODELS, ModelSpec
+from blastseg.training.augment import AugmentConfig
+from blastseg.training.losses import parse_loss
 
 
 class DataConfig(StrictModel):
@@ -38,7 +38,7 @@ class DataConfig(StrictModel):
     @field_validator("preprocess")
     @classmethod
     def _valid_steps(cls, value: list) -> list:
-        Pipeline.from_config(value)  # raises a ConfigError naming the valid steps
+        as_value_error(Pipeline.from_config, value)  # an unknown step names the valid ones
         return value
 
 
@@ -60,6 +60,7 @@ class OptimConfig(StrictModel):
 class TrainConfig(StrictModel):
     """A complete training recipe (``blastseg train --config``)."""
 
+    kind: Literal["segmentation"] = "segmentation"
     data: DataConfig
     model: ModelSpec = Field(default_factory=ModelSpec)
     output: Output = "cell+nucleus"
@@ -80,7 +81,7 @@ class TrainConfig(StrictModel):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, value: Any) -> Any:
-        build_loss(value, multiclass=False)  # raises a ConfigError naming the valid losses
+        as_value_error(parse_loss, value)  # an unknown loss or parameter names the valid ones
         return value
 
     def model_spec(self) -> ModelSpec:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blastseg.annotations import Box
 from blastseg.cells import cell_rows
-from blastseg.data import Sample
-from blastseg.io import Box
-from blastseg.postprocess import InstanceConfig, cell_instances
+from blastseg.datasets.layouts import Sample
+from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.segment import Segmenter
 
 
 @dataclass
@@ -94,8 +95,25 @@ def detection_scores(true_positive: int, false_positive: int, false_negative: in
     return {"precision": true_positive / found if found else 1.0, "recall": true_positive / actual if actual else 1.0}
 
 
-def score_fields(samples: Sequence[Sample], segmenter, config: InstanceConfig, label: str = "WBC") -> dict:
-    """Detect cells on fields with boxes (segment, instances as ``config`` says) and score them
+@dataclass
+class DetectionScores:
+    """Cells found on annotated fields against the truth: counts of true and false positives and
+    misses, precision, recall, the mean absolute error of the per-field count, the median area of
+    matched and unmatched cells, and the fields with a miss or a false alarm."""
+
+    fields: int
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    count_mae: float
+    median_area: dict[str, float | None]
+    fields_with_errors: list[dict]
+
+
+def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: InstanceRules, label: str = "WBC") -> DetectionScores:
+    """Detect cells on fields with boxes (segment, instances as ``rules`` say) and score them
     against the ``label`` boxes: TP/FP/FN, precision, recall, the mean absolute error of the
     per-field count, each cell's area by outcome, and the fields with a miss or a false alarm."""
     totals = {"tp": 0, "fp": 0, "fn": 0}
@@ -105,7 +123,7 @@ def score_fields(samples: Sequence[Sample], segmenter, config: InstanceConfig, l
         image, _ = sample.load()
         truth = [box for box in sample.boxes or [] if box.label == label]
         labels = segmenter.segment(image).labels
-        cells = cell_rows(sample.image.name, image, labels, cell_instances(labels, config))
+        cells = cell_rows(sample.image.name, image, labels, cell_instances(labels, rules))
         matches = match_boxes(cells, truth)
         outcome = {"tp": len(matches.pairs), "fp": len(matches.unmatched_cells), "fn": len(matches.unmatched_truth)}
         for key, value in outcome.items():
@@ -115,9 +133,9 @@ def score_fields(samples: Sequence[Sample], segmenter, config: InstanceConfig, l
         count_errors.append(abs(len(cells) - len(truth)))
         if outcome["fp"] or outcome["fn"]:
             fields.append({"image": sample.image.name, "truth": len(truth), "found": len(cells), **outcome})
-    return {
-        "fields": len(count_errors), **totals, **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
-        "count_mae": float(np.mean(count_errors)) if count_errors else 0.0,
-        "median_area": {k: float(np.median(v)) if v else None for k, v in areas.items()},
-        "fields_with_errors": fields,
-    }
+    return DetectionScores(
+        len(count_errors), **totals, **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
+        count_mae=float(np.mean(count_errors)) if count_errors else 0.0,
+        median_area={k: float(np.median(v)) if v else None for k, v in areas.items()},
+        fields_with_errors=fields,
+    )

@@ -16,8 +16,10 @@ from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from blastseg.artifacts import load_state, read_weights
+from blastseg.config import StrictModel, validate
 from blastseg.errors import ConfigError, lookup
 
 # name → (smp architecture, default encoder)
@@ -28,17 +30,15 @@ MODELS: dict[str, tuple[str, str]] = {
 }
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(StrictModel):
     """Everything needed to rebuild a network (saved beside its weights)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = "unet"
     encoder: str | None = Field(default=None, description="smp encoder name; default depends on the model")
     depth: int = Field(default=5, ge=1, le=5)
     decoder_channels: list[int] | None = None
-    in_channels: int = 3
-    classes: int = 1
+    in_channels: int = Field(default=3, description="3 (RGB) or 1 (the mean of the three)")
+    classes: int = Field(default=1, ge=1)
     encoder_weights_path: str | None = None
 
     def resolved(self) -> ModelSpec:
@@ -50,7 +50,7 @@ class ModelSpec(BaseModel):
 
 def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
     """Build the network ``spec`` describes, with the encoder weights file loaded if one is named."""
-    spec = (spec if isinstance(spec, ModelSpec) else ModelSpec.model_validate(spec)).resolved()
+    spec = (spec if isinstance(spec, ModelSpec) else validate(ModelSpec, spec, "model")).resolved()
     arch, _ = MODELS[spec.name]
     if len(spec.decoder_channels) != spec.depth:
         raise ConfigError(f"decoder_channels needs {spec.depth} values (one per depth level), got {spec.decoder_channels}")
@@ -71,36 +71,13 @@ def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
     return model
 
 
-def read_state_dict(path: str | Path, what: str = "encoder weights") -> dict[str, torch.Tensor]:
-    """A local state dict of tensors from ``.safetensors`` or a plain tensor ``.pt``/``.pth`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {path}: no such file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
-        raise ConfigError(f"{what} {path}: cannot read ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict):
-        raise ConfigError(f"{what} {path}: expected a state dict of tensors")
-    return state
-
-
 def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a local state dict (``.safetensors`` or a plain tensor ``.pt``/``.pth``) into the encoder.
 
     Keys may carry an ``encoder.`` prefix (a whole-model state dict) or not.
     """
-    state = {key.removeprefix("encoder."): value for key, value in read_state_dict(path).items()}
-    try:
-        model.encoder.load_state_dict(state)
-    except RuntimeError as error:
-        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        raise ConfigError(f"encoder weights {path} do not fit this encoder: {first}") from None
+    state = {key.removeprefix("encoder."): value for key, value in read_weights(path, "encoder weights").items()}
+    load_state(model.encoder, state, f"encoder weights {path}", "this encoder")
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -1,0 +1,1 @@
+"""Datasets: every supported folder layout scanned into samples, mask encodings, seeded splits."""

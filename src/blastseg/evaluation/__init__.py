@@ -1,0 +1,2 @@
+"""How good a result is: segmentation scores against masks, detection against boxes and
+centroids, classification against labels."""

@@ -1,0 +1,55 @@
+"""The classical segmentation recipe (``blastseg segment/evaluate --config``), validated when loaded.
+
+>>> cfg = SegmentConfig.model_validate({"method": "otsu", "target": "cell"})
+>>> cfg.kind, cfg.method, cfg.params
+('classical', 'otsu', {})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from blastseg.config import StrictModel, as_value_error, load_config, validate
+from blastseg.postprocess import InstanceRules
+from blastseg.preprocess import Pipeline
+from blastseg.segment.classical import ClassicalSegmenter, create_segmenter
+
+
+class SegmentConfig(StrictModel):
+    """Preprocessing steps, a classical method and its parameters, and how masks become cells."""
+
+    kind: Literal["classical"] = "classical"
+    method: str = "kmeans"
+    target: Literal["nucleus", "cell", "multiclass"] = "nucleus"
+    params: dict[str, Any] = Field(default_factory=dict)
+    preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
+    instances: InstanceRules = Field(default_factory=InstanceRules)
+
+    @model_validator(mode="after")
+    def _buildable(self) -> SegmentConfig:
+        as_value_error(self.segmenter)  # an unknown method, target or parameter is refused now, naming the file
+        as_value_error(Pipeline.from_config, self.preprocess)
+        return self
+
+    @classmethod
+    def from_options(cls, path: str | Path | None = None, method: str | None = None, target: str | None = None,
+                     params: dict[str, Any] | None = None) -> SegmentConfig:
+        """A recipe file's values (the defaults without one), overridden by those given, validated again.
+
+        >>> SegmentConfig.from_options(method="otsu", params={"open_size": 5}).params
+        {'open_size': 5}
+        """
+        config = load_config(path, cls) if path else cls()
+        updates = {"method": method, "target": target}
+        merged = {**config.model_dump(), **{k: v for k, v in updates.items() if v}, "params": {**config.params, **(params or {})}}
+        return validate(cls, merged, str(path or "command line"))
+
+    def segmenter(self) -> ClassicalSegmenter:
+        return create_segmenter(self.method, target=self.target, **self.params)
+
+    def provenance(self) -> dict[str, Any]:
+        """What ``summary.json`` records of this recipe."""
+        return self.model_dump(mode="json", exclude={"kind", "instances"})

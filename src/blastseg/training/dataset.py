@@ -1,0 +1,48 @@
+"""The torch Dataset that feeds segmentation training: images and targets in memory, augmented on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from blastseg.datasets.layouts import Sample
+from blastseg.errors import DatasetError
+from blastseg.preprocess import Normalize, Pipeline
+from blastseg.segment.heads import encode_target
+from blastseg.tensors import to_tensor
+
+
+class SegmentationDataset(Dataset):
+    """Images and their training targets, held in memory, augmented on the fly.
+
+    Each item is ``(image tensor 3xHxW, target)`` with the target as :func:`encode_target` makes it.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        output: str,
+        preprocess: Pipeline,
+        normalize: Normalize,
+        transform: Callable | None = None,
+        channels: int = 3,
+    ):
+        self.output, self.normalize, self.transform, self.channels = output, normalize, transform, channels
+        self.items = []
+        for sample in samples:
+            image, labels = sample.load()
+            if labels is None:
+                raise DatasetError(f"{sample.image}: no mask found; training needs a mask for every image")
+            self.items.append((preprocess(image), labels))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, labels = self.items[index]
+        if self.transform is not None:
+            out = self.transform(image=image, mask=labels)
+            image, labels = out["image"], out["mask"]
+        return to_tensor(image, self.normalize, self.channels), torch.from_numpy(encode_target(labels, self.output))

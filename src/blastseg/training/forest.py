@@ -1,0 +1,48 @@
+"""Fitting the random forest of a classifier recipe with scikit-learn, and turning it into the
+plain arrays :class:`~blastseg.classify.forest.ForestArrays` predicts from.
+
+>>> features = np.array([[0.0], [1.0], [2.0], [3.0]]); labels = np.array([0, 0, 1, 1])
+>>> forest = forest_arrays(fit_forest(features, labels, ForestParams(n_estimators=5)))
+>>> forest.predict_proba(np.array([[0.5], [2.5]])).argmax(axis=1).tolist()
+[0, 1]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+from sklearn.ensemble import RandomForestClassifier
+
+from blastseg.classify.forest import ForestArrays
+from blastseg.config import StrictModel
+
+
+class ForestParams(StrictModel):
+    """scikit-learn ``RandomForestClassifier`` settings (YAML ``random_forest:`` section)."""
+
+    n_estimators: int = Field(default=300, ge=1)
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(default=1, ge=1)
+    max_features: float | str = "sqrt"
+    class_weight: str | None = Field(default="balanced", description="'balanced' weighs rare classes up; null: none")
+
+
+def fit_forest(features: np.ndarray, labels: np.ndarray, params: ForestParams, seed: int = 0) -> RandomForestClassifier:
+    """Fit a forest on ``features`` (cells x features) and integer ``labels``."""
+    forest = RandomForestClassifier(**params.model_dump(), random_state=seed, n_jobs=1)
+    return forest.fit(features, labels)
+
+
+def forest_arrays(forest: RandomForestClassifier) -> ForestArrays:
+    """Every node of every fitted tree as plain arrays (child indices local to their tree)."""
+    trees = [estimator.tree_ for estimator in forest.estimators_]
+    values = [tree.value[:, 0, :] for tree in trees]
+    fractions = [v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12) for v in values]
+    return ForestArrays(
+        offsets=np.cumsum([0] + [tree.node_count for tree in trees[:-1]]).astype(np.int64),
+        left=np.concatenate([tree.children_left for tree in trees]).astype(np.int32),
+        right=np.concatenate([tree.children_right for tree in trees]).astype(np.int32),
+        feature=np.concatenate([tree.feature for tree in trees]).astype(np.int32),
+        threshold=np.concatenate([tree.threshold for tree in trees]).astype(np.float64),  # exact split points
+        leaf_fractions=np.concatenate(fractions).astype(np.float32),
+    )

@@ -1,0 +1,293 @@
+"""Training a segmentation network from a recipe, into a run folder that can be resumed.
+
+The steps: open the run (new, or reopened with its saved recipe and split), set up a
+:class:`Session` (network, data, loss, optimiser), run epochs until a stopping rule fires, then
+score the best checkpoint on the held-out test part. Every epoch ends with ``last`` and
+``last_state.pt`` written (:mod:`blastseg.training.runs`), so an interrupted run loses at most one
+epoch. Each epoch reseeds from the recipe's seed and its number, so a resumed run follows the
+same path as an uninterrupted one (on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from blastseg.datasets.layouts import Sample, scan_dataset
+from blastseg.datasets.splits import kfold_splits, select, split_samples
+from blastseg.errors import ConfigError, DatasetError
+from blastseg.evaluation.segmentation import evaluate_segmenter, evaluated_targets
+from blastseg.io import write_bytes, write_csv, write_json
+from blastseg.labels import target_mask
+from blastseg.metrics import dice
+from blastseg.preprocess import Pipeline
+from blastseg.render import figure_png, pyplot
+from blastseg.runtime import resolve_device, seed_everything
+from blastseg.segment.checkpoint import ModelCard, load_weights, save_checkpoint
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.segment.heads import is_multiclass
+from blastseg.segment.networks import create_model
+from blastseg.training.augment import build_augmentation
+from blastseg.training.dataset import SegmentationDataset
+from blastseg.training.losses import build_loss
+from blastseg.training.recipe import TrainConfig
+from blastseg.training.runs import Progress, load_state, prepare_run, reopen_run, save_state, start_run
+
+
+class Monitor:
+    """Hooks a caller overrides to show progress; raising from one stops training (after ``last``
+    is saved when raised from :meth:`epoch_end`)."""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
+
+    def step(self, loss: float) -> None: ...
+
+    def epoch_end(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What ``test_metrics.json`` holds: test scores of ``best`` and how training went."""
+
+    test: dict[str, Any]
+    best_epoch: int
+    best_val_dice: float
+    epochs: int
+    stopped: str
+    training_minutes: float
+
+
+@dataclass
+class Session:
+    """Everything the epochs of one run share."""
+
+    config: TrainConfig
+    run_dir: Path
+    segmenter: DeepSegmenter  # wraps the network being trained; scores validation images
+    train_set: SegmentationDataset
+    train_groups: list[str]
+    val_pairs: list[tuple[np.ndarray, np.ndarray]]
+    transform: Any
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+    progress: Progress
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.segmenter.model
+
+
+def annotated_samples(config: TrainConfig) -> list[Sample]:
+    samples = scan_dataset(config.data.path, config.data.layout, config.data.mask_encoding)
+    annotated = [s for s in samples if s.mask is not None]
+    if not annotated:
+        raise DatasetError(f"{config.data.path}: no image has a mask; training needs images with masks")
+    return annotated
+
+
+def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
+    return ModelCard(
+        model=config.model_spec().model_copy(update={"encoder_weights_path": None}),
+        output=config.output,
+        preprocess=Pipeline.from_config(config.data.preprocess).to_config(),
+        threshold=config.threshold,
+        trained_on=str(config.data.path),
+        metrics=metrics,
+    )
+
+
+def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], split: dict[str, list[str]], resume: bool) -> Session:
+    """Build the network, data, loss and optimiser of a run; when resuming, restore their state."""
+    device = resolve_device(config.optim.device)
+    seed_everything(config.optim.seed)
+    model = create_model(config.model_spec()).to(device)
+    segmenter = DeepSegmenter(model, model_card(config, {}), device=str(device))
+    train_samples = select(samples, split["train"])
+    transform = build_augmentation(config.augment, config.data.crop_size)
+    preprocess = Pipeline.from_config(config.data.preprocess)
+    train_set = SegmentationDataset(train_samples, config.output, preprocess, segmenter.normalize, transform, config.model.in_channels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.optim.lr_factor, patience=config.optim.lr_patience)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
+    progress = Progress()
+    if resume:
+        load_weights(model, run_dir / "last.safetensors", f"the run's {config.model.name}")
+        progress = load_state(run_dir, optimizer, scheduler, scaler, device)
+    return Session(
+        config, run_dir, segmenter, train_set, [s.group for s in train_samples], [s.load() for s in select(samples, split["val"])],
+        transform, build_loss(config.loss, is_multiclass(config.output)), optimizer, scheduler, scaler, progress,
+    )
+
+
+def epoch_loader(session: Session, epoch: int) -> DataLoader:
+    """Each sub-dataset (group) is drawn equally often, so a small one is not drowned out."""
+    optim, groups = session.config.optim, session.train_groups
+    counts = {g: groups.count(g) for g in set(groups)}
+    weights = torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.double)
+    steps = optim.steps_per_epoch or math.ceil(len(groups) / optim.batch_size)
+    generator = torch.Generator().manual_seed(optim.seed * 1000 + epoch)
+    sampler = WeightedRandomSampler(weights, steps * optim.batch_size, replacement=True, generator=generator)
+    return DataLoader(session.train_set, optim.batch_size, sampler=sampler, drop_last=True)
+
+
+def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float:
+    """One pass over ``loader``; mixed precision when the scaler is enabled (CUDA). Mean loss."""
+    model, optimizer, scaler = session.model, session.optimizer, session.scaler
+    device = next(model.parameters()).device
+    model.train()
+    losses = []
+    for images, targets in loader:
+        images, targets = images.to(device), targets.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            loss = session.loss_fn(model(images), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss.item())
+        monitor.step(losses[-1])
+    model.eval()
+    return float(np.mean(losses))
+
+
+def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Mean Dice per evaluated target over (image, labels) pairs."""
+    targets = evaluated_targets(segmenter.target)
+    scores: dict[str, list[float]] = {t: [] for t in targets}
+    for image, labels in samples:
+        predicted = segmenter.segment(image).labels
+        for target in targets:
+            scores[target].append(dice(target_mask(predicted, target), target_mask(labels, target)))
+    return {t: float(np.mean(v)) for t, v in scores.items()}
+
+
+def stopping_reason(config: TrainConfig, progress: Progress) -> str:
+    """Why training stops after the epoch just finished, or ``""`` to go on."""
+    budget = config.optim.max_minutes * 60 if config.optim.max_minutes else math.inf
+    if progress.epoch >= config.optim.epochs:
+        return "epochs"
+    if progress.epoch - progress.best_epoch >= config.optim.patience:
+        return "early stopping"
+    return "time budget" if progress.seconds >= budget else ""
+
+
+def run_epoch(session: Session, monitor: Monitor) -> None:
+    """Train one epoch, validate, keep the best weights, decide whether to stop, save ``last``."""
+    config, progress, run_dir = session.config, session.progress, session.run_dir
+    epoch = progress.epoch + 1
+    seed_everything(config.optim.seed * 1000 + epoch)
+    session.transform.set_random_seed(config.optim.seed * 1000 + epoch)
+    loader = epoch_loader(session, epoch)
+    monitor.epoch_start(epoch, config.optim.epochs, len(loader))
+    started = time.perf_counter()
+    train_loss = train_epoch(session, loader, monitor)
+    scores = validation_dice(session.segmenter, session.val_pairs)
+    val_dice = float(np.mean(list(scores.values())))
+    session.scheduler.step(val_dice)
+    progress.seconds += time.perf_counter() - started
+    record = {
+        "epoch": epoch, "train_loss": train_loss, "val_dice": val_dice, **{f"val_dice_{t}": v for t, v in scores.items()},
+        "lr": session.optimizer.param_groups[0]["lr"], "minutes": progress.seconds / 60,
+    }
+    progress.history.append(record)
+    progress.epoch = epoch
+    card = model_card(config, {"val_dice": scores, "epoch": epoch})
+    if val_dice > progress.best:
+        progress.best, progress.best_epoch = val_dice, epoch
+        save_checkpoint(run_dir / "best", session.model, card)
+    progress.stopped = stopping_reason(config, progress)
+    save_checkpoint(run_dir / "last", session.model, card)
+    save_state(run_dir, session.optimizer, session.scheduler, session.scaler, progress)
+    write_csv(run_dir / "metrics.csv", progress.history)
+    write_bytes(run_dir / "curves.png", draw_curves(progress.history))
+    monitor.epoch_end(record)
+
+
+def draw_curves(history: list[dict[str, Any]]) -> bytes:
+    """PNG of training loss and validation Dice per epoch."""
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [r["train_loss"] for r in history])
+    left.set(xlabel="epoch", ylabel="training loss")
+    for key in [k for k in history[0] if k.startswith("val_dice")]:
+        right.plot(epochs, [r[key] for r in history], label=key.removeprefix("val_dice_") or "mean")
+    right.set(xlabel="epoch", ylabel="validation Dice")
+    right.legend()
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def train(
+    config: TrainConfig | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    split: dict[str, list[str]] | None = None,
+    monitor: Monitor | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``run_dir`` and score the best checkpoint on the test part.
+
+    ``split`` fixes the train/val/test ids (cross-validation passes one per fold); otherwise a
+    seeded split is made. When resuming, the run's saved recipe and split are used; a ``config``
+    given with ``resume`` must describe the same network.
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        config, split = reopen_run(run_dir, config)
+    elif config is None:
+        raise ConfigError("a new training run needs a config")
+    samples = annotated_samples(config)
+    if not resume:
+        split = split or split_samples(samples, config.data.split, config.data.seed)
+        start_run(run_dir, config, split, overwrite)
+    session = start_session(config, run_dir, samples, split, resume)
+    while not session.progress.stopped:
+        run_epoch(session, monitor or Monitor())
+    return evaluate_best(config, run_dir, select(samples, split["test"]), session.progress)
+
+
+def evaluate_best(config: TrainConfig, run_dir: Path, test_samples: list[Sample], progress: Progress) -> TrainResult:
+    """Score ``best`` on the test part; write the per-image CSV and ``test_metrics.json``."""
+    best = DeepSegmenter.load(run_dir, device=config.optim.device)
+    summary: dict[str, Any] = {}
+    if test_samples:
+        evaluation = evaluate_segmenter(test_samples, best)
+        summary = evaluation.summary
+        write_csv(run_dir / "test_per_image.csv", evaluation.rows)
+    result = TrainResult(summary, progress.best_epoch, progress.best, progress.epoch, progress.stopped, progress.seconds / 60)
+    write_json(run_dir / "test_metrics.json", asdict(result))
+    return result
+
+
+@dataclass
+class CrossValidation:
+    """What ``cv_summary.json`` holds: per target and metric, mean, std and the per-fold values."""
+
+    folds: int
+    per_fold: list[TrainResult]
+    test: dict[str, dict[str, dict[str, Any]]]
+
+
+def cross_validate(config: TrainConfig, run_dir: str | Path, folds: int, overwrite: bool = False, monitor: Monitor | None = None) -> CrossValidation:
+    """Train one run per fold (``run_dir/fold_N``) and report mean and std of the test scores."""
+    run_dir = Path(run_dir)
+    splits = kfold_splits(annotated_samples(config), folds, config.data.split[1], config.data.seed)
+    prepare_run(run_dir, overwrite)
+    results = [train(config, run_dir / f"fold_{i + 1}", split=s, monitor=monitor) for i, s in enumerate(splits)]
+    test: dict[str, dict[str, dict[str, Any]]] = {}
+    for target in results[0].test:
+        for metric in ("dice", "iou"):
+            values = [r.test[target]["all"][metric]["mean"] for r in results]
+            test.setdefault(target, {})[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
+    summary = CrossValidation(folds, results, test)
+    write_json(run_dir / "cv_summary.json", asdict(summary))
+    return summary

@@ -1,0 +1,63 @@
+"""The structure keeps its promises: light imports, a torch-free classical path, a complete public API."""
+
+import subprocess
+import sys
+
+import pytest
+
+import blastseg
+from tests.synthetic import synthetic_cell
+
+HEAVY = ("torch", "timm", "sklearn", "matplotlib", "segmentation_models_pytorch", "albumentations")
+
+# Installed before anything else in a child process: importing a blocked package fails there.
+BLOCKER = """
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is blocked in this test")
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def python(code: str, blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=set(blocked)) + code], capture_output=True, text=True)
+
+
+def test_import_blastseg_loads_no_heavy_package():
+    result = python(f"import blastseg, sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_answers_with_torch_unimportable():
+    result = python("import sys; from blastseg.cli import app; sys.argv = ['blastseg', '--help']; app()", blocked=HEAVY)
+    assert result.returncode == 0, result.stderr
+    assert all(command in result.stdout for command in ("segment", "predict", "train", "evaluate", "classify"))
+
+
+def test_classical_segment_runs_with_torch_unimportable(tmp_path):
+    from PIL import Image
+
+    image, _ = synthetic_cell()
+    Image.fromarray(image).save(tmp_path / "cell.png")
+    argv = ["blastseg", "segment", str(tmp_path / "cell.png"), "--method", "kmeans", "--out", str(tmp_path / "out")]
+    result = python(f"import sys; from blastseg.cli import app; sys.argv = {argv!r}; app()", blocked=("torch", "timm"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "cell_mask.png").is_file() and (tmp_path / "out" / "cells.csv").is_file()
+
+
+def test_the_blocker_does_block():
+    result = python("import torch", blocked=("torch",))
+    assert result.returncode == 1 and "torch is blocked" in result.stderr
+
+
+@pytest.mark.parametrize("name", blastseg.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(blastseg, name) is not None
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'segment_everything'"):
+        blastseg.segment_everything  # noqa: B018
