@@ -75,7 +75,7 @@ def bench_sweep(zheng: Path, repeats: int) -> dict:
     out = {}
     for name, sample_size in variants.items():
         segmenter = create_segmenter("kmeans", target="nucleus", sample_size=sample_size)
-        lab = segmenter.to_lab(image)
+        lab = segmenter.lab_pixels(image)
         cluster_times = []
         for _ in range(repeats):
             start = time.perf_counter()

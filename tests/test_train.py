@@ -1,6 +1,7 @@
 """Training end to end on synthetic cells: run folder, resume, cross-validation, CLI, predict."""
 
 import csv
+import re
 import json
 import subprocess
 import sys
@@ -207,3 +208,17 @@ def test_a_recipe_of_another_kind_is_refused_naming_the_kind(tmp_path):
     (tmp_path / "rf.yaml").write_text("kind: classifier\ndata: {path: cells}\n")
     with pytest.raises(BlastsegError, match="rf.yaml: kind: Input should be 'segmentation'"):
         load_config(tmp_path / "rf.yaml", TrainConfig)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("data", "layout", "zeng", "data.layout: unknown dataset layout 'zeng'; valid: allidb1, allidb2, bccd, folder, zheng"),
+    ("data", "mask_encoding", "grey", "data.mask_encoding: unknown mask encoding 'grey'; valid: allidb2_grey"),
+    ("optim", "device", "gpu", "optim.device: unknown device 'gpu'; valid: auto, cpu, cuda"),
+    ("data", "preprocess", ["sharpen"], "data.preprocess: unknown preprocessing step 'sharpen'"),
+])
+def test_recipe_values_are_checked_when_the_recipe_loads(tmp_path, section, key, value, message):
+    spec = {"data": {"path": "cells"}, "optim": {}}
+    spec[section][key] = value
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(BlastsegError, match=re.escape(f"r.yaml: {message}")):
+        load_config(tmp_path / "r.yaml", TrainConfig)

@@ -35,7 +35,7 @@ _EXPORTS = {
     "blastseg.io": ("read_image", "read_mask"),
     "blastseg.labels": ("TARGETS", "target_mask"),
     "blastseg.metrics": ("METRICS", "aggregate", "segmentation_metrics"),
-    "blastseg.postprocess": ("InstanceRules", "cell_instances"),
+    "blastseg.postprocess": ("InstanceRules", "cell_instances", "nucleus_instances"),
     "blastseg.preprocess": ("STEPS", "Pipeline"),
     "blastseg.render": ("mask_image", "overlay"),
     "blastseg.segment": ("SEGMENTERS", "Segmentation", "Segmenter", "create_segmenter", "load_segmenter"),

@@ -20,13 +20,14 @@ from pydantic import Field
 from blastseg.analysis import analyze_labels, count_cells
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
-from blastseg.config import StrictModel, load_config
+from blastseg.config import StrictModel, load_config, validate
 from blastseg.errors import OutputExistsError
 from blastseg.folders import refuse_existing
 from blastseg.io import read_image, write_csv, write_json, write_png, write_tiff
 from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
+from blastseg.runtime import DeviceName
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
 
@@ -142,7 +143,7 @@ class PredictOptions(StrictModel):
     classifier: str | None = None
     threshold: float | None = Field(default=None, gt=0, lt=1)
     tta: bool = False
-    device: str = "auto"
+    device: DeviceName = "auto"
     tile_size: int = Field(default=512, ge=32)
     batch_size: int = Field(default=4, ge=1)
     instances: InstanceRules = Field(default_factory=InstanceRules)
@@ -151,7 +152,8 @@ class PredictOptions(StrictModel):
 def instance_rules(path: str | Path | None = None, **overrides: Any) -> InstanceRules:
     """The rules of an ``instances:`` YAML file (defaults without one), with the non-``None`` overrides."""
     rules = load_config(path, InstancesFile).instances if path else InstanceRules()
-    return rules.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return validate(InstanceRules, {**rules.model_dump(), **given}, "instance rules")
 
 
 def predict_files(

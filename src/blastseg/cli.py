@@ -87,7 +87,7 @@ def segment(
 
 
 CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Run folder, NAME.safetensors/NAME.json, or 'default' (the bundled model).", rich_help_panel=MODEL)]
-DEFAULT_CHECKPOINT = "default"
+DEFAULT_CHECKPOINT = "default"  # artifacts.DEFAULT, written out so that --help imports no library module
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.", rich_help_panel=HARDWARE)]
 TileOpt = Annotated[int, typer.Option("--tile-size", help="Images larger than this go through overlapping tiles.", rich_help_panel=HARDWARE)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images or tiles per forward pass.", rich_help_panel=HARDWARE)]
@@ -114,12 +114,12 @@ def predict(
     """Find, outline, measure and (with --classifier) classify the cells of images with a trained
     network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
     from blastseg.batch import PredictOptions, instance_rules, predict_files
+    from blastseg.config import validate
 
     rules = instance_rules(instances, min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction)
-    options = PredictOptions(
-        checkpoint=checkpoint, classifier=classifier, threshold=threshold, tta=tta, device=device,
-        tile_size=tile_size, batch_size=batch_size, instances=rules,
-    )
+    flags = {"checkpoint": checkpoint, "classifier": classifier, "threshold": threshold, "tta": tta, "device": device,
+             "tile_size": tile_size, "batch_size": batch_size, "instances": rules}
+    options = validate(PredictOptions, flags, "command line")
     with progress_bar() as progress:
         task = progress.add_task(f"predict {checkpoint}", total=len(images))
         result = predict_files(images, out, options, overwrite, on_done=lambda *_: progress.advance(task))

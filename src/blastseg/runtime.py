@@ -1,15 +1,40 @@
-"""Where computation runs and how it is seeded: one place for each."""
+"""Where computation runs and how it is seeded: one place for each.
+
+torch is imported by the functions that need it, so a recipe's ``device`` is checked when the
+recipe loads without loading torch.
+"""
 
 from __future__ import annotations
 
 import random
+import re
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import torch
+from pydantic import AfterValidator
 
+from blastseg.config import as_value_error
 from blastseg.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(name: str) -> str:
+    """A device name blastseg knows: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether a GPU is
+    there is checked when the device is used).
+
+    >>> check_device("cuda:1")
+    'cuda:1'
+    """
+    if name not in DEVICES and not re.fullmatch(r"cuda:\d+", name):
+        raise ConfigError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)")
+    return name
+
+
+DeviceName = Annotated[str, AfterValidator(lambda name: as_value_error(check_device, name))]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -18,10 +43,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     >>> resolve_device("cpu").type
     'cpu'
     """
-    if name == "auto":
+    import torch
+
+    if check_device(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in DEVICES[1:]:
-        raise ConfigError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available; use 'cpu' or 'auto'")
     return torch.device(name)
@@ -29,6 +54,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) at once."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -19,11 +19,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 
 from blastseg.annotations import Box, read_voc, read_xyc
-from blastseg.datasets.masks import MASK_ENCODINGS, decode_mask
+from blastseg.config import as_value_error
+from blastseg.datasets.masks import check_encoding, decode_mask
 from blastseg.errors import DatasetError, MaskError, lookup
 from blastseg.io import IMAGE_SUFFIXES, read_image, read_mask
 from blastseg.labels import BLAST, NORMAL
@@ -177,6 +180,16 @@ LAYOUTS: dict[str, Callable[[Path], list[Sample]]] = {
 }
 
 
+def check_layout(name: str) -> str:
+    """``auto`` or a name in :data:`LAYOUTS` (an unknown one lists the valid names)."""
+    if name != "auto":
+        lookup(LAYOUTS, name, "dataset layout")
+    return name
+
+
+LayoutName = Annotated[str, AfterValidator(lambda name: as_value_error(check_layout, name))]
+
+
 def detect_layout(root: Path) -> str:
     """Guess the layout of a dataset folder from the files it holds."""
     if (root / "JPEGImages").is_dir():
@@ -209,8 +222,7 @@ def scan_dataset(root: str | Path, layout: str = "auto", encoding: str | None = 
     if not samples:
         raise DatasetError(f"{root}: no images found for layout {layout!r} (extensions: {', '.join(IMAGE_SUFFIXES)})")
     if encoding is not None:
-        if encoding != "auto":
-            lookup(MASK_ENCODINGS, encoding, "mask encoding")
+        check_encoding(encoding)
         for sample in samples:
             sample.encoding = encoding
     return samples

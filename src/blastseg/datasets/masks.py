@@ -4,9 +4,12 @@ into the shared label map (0 background, 1 cytoplasm, 2 nucleus)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 
+from blastseg.config import as_value_error
 from blastseg.errors import MaskError, lookup
 from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
 
@@ -47,6 +50,16 @@ MASK_ENCODINGS: dict[str, MaskEncoding] = {
         MaskEncoding("binary", {(0,): BACKGROUND, (255,): NUCLEUS}),
     )
 }
+
+
+def check_encoding(name: str) -> str:
+    """``auto`` or a name in :data:`MASK_ENCODINGS` (an unknown one lists the valid names)."""
+    if name != "auto":
+        lookup(MASK_ENCODINGS, name, "mask encoding")
+    return name
+
+
+EncodingName = Annotated[str, AfterValidator(lambda name: as_value_error(check_encoding, name))]
 
 
 def guess_encoding(mask: np.ndarray) -> str:

@@ -78,7 +78,3 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
     """
     state = {key.removeprefix("encoder."): value for key, value in read_weights(path, "encoder weights").items()}
     load_state(model.encoder, state, f"encoder weights {path}", "this encoder")
-
-
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

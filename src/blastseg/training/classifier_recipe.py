@@ -13,15 +13,18 @@ from pydantic import Field, field_validator
 
 from blastseg.cells import FEATURES
 from blastseg.config import StrictModel
+from blastseg.datasets.layouts import LayoutName
+from blastseg.datasets.masks import EncodingName
 from blastseg.postprocess import InstanceRules
+from blastseg.runtime import DeviceName
 from blastseg.training.cnn import CnnTraining
 from blastseg.training.forest import ForestParams
 
 
 class ClassifyData(StrictModel):
     path: str = Field(description="dataset folder: Zheng, ALL-IDB1 (.xyc), ALL-IDB2, class sub-folders, images/ + labels.csv")
-    layout: str = "auto"
-    mask_encoding: str | None = None
+    layout: LayoutName = "auto"
+    mask_encoding: EncodingName | None = None
     labels_csv: str | None = Field(default=None, description="image_id,class_label CSV overriding the layout's labels")
     segmentation: Literal["auto", "masks", "model"] = Field(
         default="auto", description="auto: the dataset's masks where present, else the checkpoint; masks: masks only; model: always the checkpoint"
@@ -45,7 +48,7 @@ class ClassifyConfig(StrictModel):
     cnn: CnnTraining = Field(default_factory=CnnTraining)
     folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
     seed: int = 0
-    device: str = Field(default="auto", description="for the segmentation model and the CNN: auto (CUDA when present), cpu, cuda")
+    device: DeviceName = Field(default="auto", description="for the segmentation model and the CNN: auto (CUDA when present), cpu, cuda")
 
     @field_validator("features")
     @classmethod

@@ -12,7 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from blastseg.config import StrictModel, as_value_error
+from blastseg.datasets.layouts import LayoutName
+from blastseg.datasets.masks import EncodingName
 from blastseg.preprocess import Pipeline
+from blastseg.runtime import DeviceName
 from blastseg.segment.heads import Output, output_channels
 from blastseg.segment.networks import MODELS, ModelSpec
 from blastseg.training.augment import AugmentConfig
@@ -21,8 +24,8 @@ from blastseg.training.losses import parse_loss
 
 class DataConfig(StrictModel):
     path: str = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
-    layout: str = "auto"
-    mask_encoding: str | None = None
+    layout: LayoutName = "auto"
+    mask_encoding: EncodingName | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     crop_size: int = Field(default=160, ge=32, description="square training crop; multiple of 32")
@@ -52,7 +55,7 @@ class OptimConfig(StrictModel):
     patience: int = Field(default=15, ge=1, description="early stopping: epochs without a better val Dice")
     max_minutes: float | None = Field(default=None, gt=0, description="stop after this much training time")
     steps_per_epoch: int | None = Field(default=None, ge=1, description="batches per epoch (default: one pass)")
-    device: str = "auto"
+    device: DeviceName = "auto"
     amp: bool = Field(default=True, description="mixed precision (CUDA only)")
     seed: int = 0
 
