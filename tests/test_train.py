@@ -1,8 +1,8 @@
 """Training end to end on synthetic cells: run folder, resume, cross-validation, CLI, predict."""
 
 import csv
-import re
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path

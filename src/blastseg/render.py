@@ -7,11 +7,11 @@ import io
 import cv2
 import numpy as np
 
-from blastseg.labels import CYTOPLASM, NUCLEUS, target_mask
+from blastseg.labels import BLAST, CYTOPLASM, NORMAL, NUCLEUS, target_mask
 
 CELL_COLOUR = (0, 200, 0)
 NUCLEUS_COLOUR = (30, 60, 255)
-CLASS_COLOURS = {"blast": (230, 25, 25), "normal": (0, 190, 0)}
+CLASS_COLOURS = {BLAST: (230, 25, 25), NORMAL: (0, 190, 0)}
 # colours for other classes, in order of the classifier's class list (none red, green or blue)
 PALETTE = ((255, 160, 0), (190, 0, 190), (0, 190, 200), (140, 90, 40), (255, 110, 180), (120, 120, 120), (200, 200, 0))
 
