@@ -50,7 +50,10 @@ def bench_methods(zheng: Path) -> list[dict]:
                 row.update({m: float(np.mean([s[m] for s in scores])) for m in ("dice", "iou", "ssim")})
                 row["ms_per_image"] = 1000 * statistics.median(times)
                 rows.append(row)
-                print(f"{group} {method:9s} {target:7s} dice {row['dice']:.4f} iou {row['iou']:.4f} ssim {row['ssim']:.4f} {row['ms_per_image']:.1f} ms", flush=True)
+                print(
+                    f"{group} {method:9s} {target:7s} dice {row['dice']:.4f} iou {row['iou']:.4f} ssim {row['ssim']:.4f} {row['ms_per_image']:.1f} ms",
+                    flush=True,
+                )
     return rows
 
 
@@ -91,7 +94,10 @@ def bench_sweep(zheng: Path, repeats: int) -> dict:
             "sweep_seconds": sweep_seconds,
             "best": result.info["best"],
         }
-        print(f"{name}: clustering {statistics.median(cluster_times):.2f} s (median of {repeats}), whole sweep {sweep_seconds:.2f} s, best {result.info['best']}", flush=True)
+        print(
+            f"{name}: clustering {statistics.median(cluster_times):.2f} s (median of {repeats}), whole sweep {sweep_seconds:.2f} s, best {result.info['best']}",
+            flush=True,
+        )
     fast, full = out["sample_20000"], out["sklearn_all_pixels"]
     out["cluster_speedup"] = full["cluster_seconds_median"] / fast["cluster_seconds_median"]
     out["sweep_speedup"] = full["sweep_seconds"] / fast["sweep_seconds"]

@@ -45,18 +45,25 @@ def main() -> None:
             runs.append({"seed": seed, "seconds": time.perf_counter() - started, **asdict(scores)})
         classes = list(runs[0]["per_class"])
         results[recipe] = {
-            "model": config.model, "folds": config.folds, "cells": runs[0]["cells"], "counts": runs[0]["counts"],
-            "left_out_classes": runs[0]["left_out_classes"], "seeds": args.seeds,
-            "macro_f1": [r["macro_f1"] for r in runs], "median_macro_f1": float(np.median([r["macro_f1"] for r in runs])),
+            "model": config.model,
+            "folds": config.folds,
+            "cells": runs[0]["cells"],
+            "counts": runs[0]["counts"],
+            "left_out_classes": runs[0]["left_out_classes"],
+            "seeds": args.seeds,
+            "macro_f1": [r["macro_f1"] for r in runs],
+            "median_macro_f1": float(np.median([r["macro_f1"] for r in runs])),
             "median_accuracy": float(np.median([r["accuracy"] for r in runs])),
             "median_f1_per_class": {c: float(np.median([r["per_class"][c]["f1"] for r in runs])) for c in classes},
             "median_baseline_macro_f1": float(np.median([r["majority_baseline"]["macro_f1"] for r in runs])),
             "median_seconds": float(np.median([r["seconds"] for r in runs])),
         }
         r = results[recipe]
-        print(f"{recipe}: macro F1 median {r['median_macro_f1']:.4f} over seeds {args.seeds} ({', '.join(f'{v:.4f}' for v in r['macro_f1'])}); "
-              f"baseline {r['median_baseline_macro_f1']:.4f}; accuracy {r['median_accuracy']:.4f}; {r['median_seconds']:.0f} s per run; "
-              + ", ".join(f"{c} {v:.3f}" for c, v in r["median_f1_per_class"].items()))
+        print(
+            f"{recipe}: macro F1 median {r['median_macro_f1']:.4f} over seeds {args.seeds} ({', '.join(f'{v:.4f}' for v in r['macro_f1'])}); "
+            f"baseline {r['median_baseline_macro_f1']:.4f}; accuracy {r['median_accuracy']:.4f}; {r['median_seconds']:.0f} s per run; "
+            + ", ".join(f"{c} {v:.3f}" for c, v in r["median_f1_per_class"].items())
+        )
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     write_json(ROOT / "results" / "bench_classify.json", {"date": date.today().isoformat(), "machine": machine, "recipes": results})
 

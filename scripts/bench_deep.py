@@ -55,9 +55,7 @@ def score(segmenter, samples: list, images: list[np.ndarray], repeats: int) -> t
 def summarise(name: str, summary: dict, ms: float, minutes: float | None) -> dict:
     result: dict = {"method": name, "ms_per_image": ms, "training_minutes": minutes, "groups": {}}
     for group, stats in summary["nucleus"]["groups"].items():
-        result["groups"][group] = {
-            f"{target}_{metric}": summary[target]["groups"][group][metric]["mean"] for target in TARGETS for metric in ("dice", "iou")
-        }
+        result["groups"][group] = {f"{target}_{metric}": summary[target]["groups"][group][metric]["mean"] for target in TARGETS for metric in ("dice", "iou")}
         result["groups"][group]["n"] = stats["dice"]["n"]
     return result
 
@@ -101,9 +99,18 @@ def main() -> None:
     tests = {}
     for target in TARGETS:
         a, b = dice_of(per_image[best], target), dice_of(per_image[second], target)
-        tests[target] = {"better": best, "other": second, "mean_difference": float(np.mean(a) - np.mean(b)), "p_value": float(wilcoxon(a, b).pvalue), "n": len(a)}
+        tests[target] = {
+            "better": best,
+            "other": second,
+            "mean_difference": float(np.mean(a) - np.mean(b)),
+            "p_value": float(wilcoxon(a, b).pvalue),
+            "n": len(a),
+        }
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    write_json(ROOT / "results" / "bench_deep.json", {"date": date.today().isoformat(), "machine": machine, "minutes": args.minutes, "results": results, "paired_tests": tests, "per_image": per_image})
+    write_json(
+        ROOT / "results" / "bench_deep.json",
+        {"date": date.today().isoformat(), "machine": machine, "minutes": args.minutes, "results": results, "paired_tests": tests, "per_image": per_image},
+    )
 
     print(f"\n{date.today()} on {machine}; budget {args.minutes} min of training each; test part of the seed-0 split\n")
     print("| method | dataset | n | nucleus Dice | nucleus IoU | cell Dice | cell IoU | training min | ms / image |")
@@ -111,7 +118,9 @@ def main() -> None:
     for r in results:
         for group, g in r["groups"].items():
             trained = "-" if r["training_minutes"] is None else f"{r['training_minutes']:.1f}"
-            print(f"| {r['method']} | {group} | {g['n']} | {g['nucleus_dice']:.4f} | {g['nucleus_iou']:.4f} | {g['cell_dice']:.4f} | {g['cell_iou']:.4f} | {trained} | {r['ms_per_image']:.1f} |")
+            print(
+                f"| {r['method']} | {group} | {g['n']} | {g['nucleus_dice']:.4f} | {g['nucleus_iou']:.4f} | {g['cell_dice']:.4f} | {g['cell_iou']:.4f} | {trained} | {r['ms_per_image']:.1f} |"
+            )
     for target, t in tests.items():
         print(f"\n{target}: {t['better']} - {t['other']} mean Dice difference {t['mean_difference']:+.4f}, Wilcoxon p = {t['p_value']:.3g} (n = {t['n']})")
 

@@ -42,8 +42,11 @@ def main() -> None:
 
     segmenter = DeepSegmenter.load(args.checkpoint, device="cpu")
     instances_config = InstanceRules(
-        min_area=args.min_area, min_nucleus_area=args.min_nucleus_area, min_nucleus_fraction=args.min_nucleus_fraction,
-        split=not args.no_split, split_depth=args.split_depth,
+        min_area=args.min_area,
+        min_nucleus_area=args.min_nucleus_area,
+        min_nucleus_fraction=args.min_nucleus_fraction,
+        split=not args.no_split,
+        split_depth=args.split_depth,
     )
     samples = bccd_fields(args.data, args.split)
     started = time.perf_counter()
@@ -51,14 +54,21 @@ def main() -> None:
     seconds = time.perf_counter() - started
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     result = {
-        "date": date.today().isoformat(), "machine": machine, "checkpoint": args.checkpoint, "split": args.split or "all",
-        "instances": instances_config.model_dump(), **asdict(scores), "ms_per_field_mean": 1000 * seconds / max(scores.fields, 1),
+        "date": date.today().isoformat(),
+        "machine": machine,
+        "checkpoint": args.checkpoint,
+        "split": args.split or "all",
+        "instances": instances_config.model_dump(),
+        **asdict(scores),
+        "ms_per_field_mean": 1000 * seconds / max(scores.fields, 1),
     }
     write_json(ROOT / "results" / f"bench_detection_{result['split']}.json", result)
-    print(f"{scores.fields} fields, {scores.tp + scores.fn} WBC boxes: precision {scores.precision:.4f}, "
-          f"recall {scores.recall:.4f} (TP {scores.tp}, FP {scores.fp}, FN {scores.fn}), "
-          f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_mean']:.0f} ms per field; "
-          f"median area of matched / unmatched cells {result['median_area']['matched']} / {result['median_area']['unmatched']} px")
+    print(
+        f"{scores.fields} fields, {scores.tp + scores.fn} WBC boxes: precision {scores.precision:.4f}, "
+        f"recall {scores.recall:.4f} (TP {scores.tp}, FP {scores.fp}, FN {scores.fn}), "
+        f"count MAE {result['count_mae']:.3f}, {result['ms_per_field_mean']:.0f} ms per field; "
+        f"median area of matched / unmatched cells {result['median_area']['matched']} / {result['median_area']['unmatched']} px"
+    )
 
 
 if __name__ == "__main__":

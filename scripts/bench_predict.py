@@ -40,11 +40,16 @@ def run_once(image: Path | None) -> tuple[float, float]:
     that only imports blastseg, the floor under every run)."""
     with tempfile.TemporaryDirectory() as out:
         job = ["-m", "blastseg", "predict", str(image), "--out", out, "--device", "cpu"] if image else ["-c", "import blastseg"]
-        command = [sys.executable, "-c", "import sys, resource, subprocess;"
-                   "r = subprocess.run(sys.argv[1:]);"
-                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
-                   "sys.exit(r.returncode)",
-                   sys.executable, *job]
+        command = [
+            sys.executable,
+            "-c",
+            "import sys, resource, subprocess;"
+            "r = subprocess.run(sys.argv[1:]);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+            "sys.exit(r.returncode)",
+            sys.executable,
+            *job,
+        ]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start

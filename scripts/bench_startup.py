@@ -45,7 +45,9 @@ def main() -> None:
     for name, value in medians.items():
         print(f"{name}: median {value:.3f} s over {args.repeats} processes")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    write_json(ROOT / "results" / "bench_startup.json", {"date": date.today().isoformat(), "machine": machine, "repeats": args.repeats, "median_seconds": medians})
+    write_json(
+        ROOT / "results" / "bench_startup.json", {"date": date.today().isoformat(), "machine": machine, "repeats": args.repeats, "median_seconds": medians}
+    )
 
 
 if __name__ == "__main__":

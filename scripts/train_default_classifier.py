@@ -28,12 +28,16 @@ def main() -> None:
 
     scores = train_classifier(load_config(args.config, ClassifyConfig), args.run, overwrite=True)
     classifier = CellClassifier.load(args.run)
-    classifier.card = classifier.card.model_copy(update={
-        "trained_on": "Zheng et al. WBC Dataset1 + Dataset2 labels.csv (weak labels), ground-truth masks, configs/default_classifier.yaml",
-    })
+    classifier.card = classifier.card.model_copy(
+        update={
+            "trained_on": "Zheng et al. WBC Dataset1 + Dataset2 labels.csv (weak labels), ground-truth masks, configs/default_classifier.yaml",
+        }
+    )
     classifier.save(bundled_classifier().with_suffix(""))
-    print(f"{scores.model}, {scores.folds}-fold CV on {scores.cells} cells: macro F1 {scores.macro_f1:.4f} "
-          f"(majority-class baseline {scores.majority_baseline['macro_f1']:.4f}), accuracy {scores.accuracy:.4f}")
+    print(
+        f"{scores.model}, {scores.folds}-fold CV on {scores.cells} cells: macro F1 {scores.macro_f1:.4f} "
+        f"(majority-class baseline {scores.majority_baseline['macro_f1']:.4f}), accuracy {scores.accuracy:.4f}"
+    )
     for name, stats in scores.per_class.items():
         print(f"  {name:12s} n {stats['support']:4d}  precision {stats['precision']:.3f}  recall {stats['recall']:.3f}  F1 {stats['f1']:.3f}")
     print(f"left out: {scores.left_out_classes}")

@@ -34,17 +34,18 @@ def main() -> None:
     minutes = (time.perf_counter() - started) / 60
 
     model, card = load_checkpoint(args.run)
-    scores = {
-        target: {group: round(stats["dice"]["mean"], 4) for group, stats in parts["groups"].items()}
-        for target, parts in result.test.items()
-    }
-    card = card.model_copy(update={
-        "trained_on": "Zheng et al. WBC Dataset1 + Dataset2, 70% train split (seed 0), configs/default_model.yaml",
-        "metrics": {"test_dice": scores, "best_epoch": result.best_epoch, "training_minutes": round(result.training_minutes, 1)},
-    })
+    scores = {target: {group: round(stats["dice"]["mean"], 4) for group, stats in parts["groups"].items()} for target, parts in result.test.items()}
+    card = card.model_copy(
+        update={
+            "trained_on": "Zheng et al. WBC Dataset1 + Dataset2, 70% train split (seed 0), configs/default_model.yaml",
+            "metrics": {"test_dice": scores, "best_epoch": result.best_epoch, "training_minutes": round(result.training_minutes, 1)},
+        }
+    )
     save_checkpoint(bundled_checkpoint().with_suffix(""), model, card)
-    print(f"stopped by {result.stopped} after {result.epochs} epochs (best {result.best_epoch}); "
-          f"{minutes:.1f} min in all, {result.training_minutes:.1f} min training")
+    print(
+        f"stopped by {result.stopped} after {result.epochs} epochs (best {result.best_epoch}); "
+        f"{minutes:.1f} min in all, {result.training_minutes:.1f} min training"
+    )
     for target, groups in scores.items():
         print(target, " ".join(f"{g} Dice {v:.4f}" for g, v in groups.items()))
 

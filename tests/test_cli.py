@@ -40,7 +40,14 @@ def test_segment_writes_mask_and_overlay(tmp_path):
     result = run("segment", tmp_path / "in" / "000.bmp", tmp_path / "in" / "001.bmp", "--method", "kmeans", "--target", "multiclass", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "000_instances.tif", "000_mask.png", "000_overlay.png", "001_instances.tif", "001_mask.png", "001_overlay.png", "cells.csv", "summary.json",
+        "000_instances.tif",
+        "000_mask.png",
+        "000_overlay.png",
+        "001_instances.tif",
+        "001_mask.png",
+        "001_overlay.png",
+        "cells.csv",
+        "summary.json",
     ]
     rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("000.bmp,1,48")  # one cell per image, centred at x = 48

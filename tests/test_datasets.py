@@ -64,7 +64,9 @@ def test_zheng_layout_with_labels_and_gaps(tmp_path):
     samples = scan_dataset(root)
     assert detect_layout(root) == "zheng"
     assert [(s.group, s.name, s.label) for s in samples] == [
-        ("Dataset1", "001", "lymphocyte"), ("Dataset1", "003", "neutrophil"), ("Dataset2", "002", "basophil"),
+        ("Dataset1", "001", "lymphocyte"),
+        ("Dataset1", "003", "neutrophil"),
+        ("Dataset2", "002", "basophil"),
     ]
     image, labels = samples[0].load()
     assert image.shape == (8, 8, 3) and np.all(labels == 1)
@@ -99,7 +101,8 @@ def test_allidb1_fields_with_xyc(tmp_path):
     samples = scan_dataset(tmp_path)
     assert detect_layout(tmp_path) == "allidb1"
     assert [(s.name, s.label, s.centroids.tolist()) for s in samples] == [
-        ("Im001_1", "ALL", [[3, 4], [5, 6]]), ("Im002_0", "healthy", []),
+        ("Im001_1", "ALL", [[3, 4], [5, 6]]),
+        ("Im002_0", "healthy", []),
     ]
 
 
@@ -107,8 +110,7 @@ def test_bccd_layout(tmp_path):
     save(tmp_path / "JPEGImages" / "BloodImage_00001.jpg", rgb())
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "Annotations" / "BloodImage_00001.xml").write_text(
-        "<annotation><object><name>WBC</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>6</ymax>"
-        "</bndbox></object></annotation>"
+        "<annotation><object><name>WBC</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>6</ymax></bndbox></object></annotation>"
     )
     (sample,) = scan_dataset(tmp_path)
     assert [b.label for b in sample.boxes] == ["WBC"]

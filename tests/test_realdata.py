@@ -70,7 +70,9 @@ def test_smoke_recipe_trains_through_the_cli(shared_data, tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "blastseg", "train", "--config", "configs/smoke.yaml", "--out", tmp_path / "smoke"],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "smoke" / "best.safetensors").is_file() and (tmp_path / "smoke" / "test_metrics.json").is_file()

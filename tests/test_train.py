@@ -115,8 +115,19 @@ def test_train_evaluate_predict_through_the_cli(cells_dataset, tmp_path):
     run = tmp_path / "run"
     trained = cli("train", "--config", tmp_path / "tiny.yaml", "--out", run)
     assert trained.returncode == 0, trained.stderr
-    expected = {"config.yaml", "split.json", "metrics.csv", "curves.png", "best.safetensors", "best.json",
-                "last.safetensors", "last.json", "last_state.pt", "test_metrics.json", "test_per_image.csv"}
+    expected = {
+        "config.yaml",
+        "split.json",
+        "metrics.csv",
+        "curves.png",
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.json",
+        "last_state.pt",
+        "test_metrics.json",
+        "test_per_image.csv",
+    }
     assert expected <= {p.name for p in run.iterdir()}
     split = json.loads((run / "split.json").read_text())
     assert [len(split[p]) for p in ("train", "val", "test")] == [6, 2, 2]
@@ -210,12 +221,15 @@ def test_a_recipe_of_another_kind_is_refused_naming_the_kind(tmp_path):
         load_config(tmp_path / "rf.yaml", TrainConfig)
 
 
-@pytest.mark.parametrize(("section", "key", "value", "message"), [
-    ("data", "layout", "zeng", "data.layout: unknown dataset layout 'zeng'; valid: allidb1, allidb2, bccd, folder, zheng"),
-    ("data", "mask_encoding", "grey", "data.mask_encoding: unknown mask encoding 'grey'; valid: allidb2_grey"),
-    ("optim", "device", "gpu", "optim.device: unknown device 'gpu'; valid: auto, cpu, cuda"),
-    ("data", "preprocess", ["sharpen"], "data.preprocess: unknown preprocessing step 'sharpen'"),
-])
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("data", "layout", "zeng", "data.layout: unknown dataset layout 'zeng'; valid: allidb1, allidb2, bccd, folder, zheng"),
+        ("data", "mask_encoding", "grey", "data.mask_encoding: unknown mask encoding 'grey'; valid: allidb2_grey"),
+        ("optim", "device", "gpu", "optim.device: unknown device 'gpu'; valid: auto, cpu, cuda"),
+        ("data", "preprocess", ["sharpen"], "data.preprocess: unknown preprocessing step 'sharpen'"),
+    ],
+)
 def test_recipe_values_are_checked_when_the_recipe_loads(tmp_path, section, key, value, message):
     spec = {"data": {"path": "cells"}, "optim": {}}
     spec[section][key] = value

@@ -74,8 +74,12 @@ class Analysis:
 
 
 def analyze_labels(
-    name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray | None = None,
-    classifier: CellClassifier | None = None, rules: InstanceRules | None = None,
+    name: str,
+    image: np.ndarray,
+    labels: np.ndarray,
+    instances: np.ndarray | None = None,
+    classifier: CellClassifier | None = None,
+    rules: InstanceRules | None = None,
 ) -> Analysis:
     """Cells of a label map (cell ``instances`` made as ``rules`` say unless given), each
     classified by ``classifier`` when there is one."""
@@ -91,8 +95,11 @@ def analyze_labels(
 
 
 def analyze(
-    image: np.ndarray | str | Path, segmenter: str | Path | Segmenter = "default",
-    classifier: str | Path | CellClassifier | None = "default", rules: InstanceRules | None = None, device: str = "auto",
+    image: np.ndarray | str | Path,
+    segmenter: str | Path | Segmenter = "default",
+    classifier: str | Path | CellClassifier | None = "default",
+    rules: InstanceRules | None = None,
+    device: str = "auto",
 ) -> Analysis:
     """Segment, find, measure and classify the cells of one image in a single call (notebooks).
 

@@ -126,13 +126,22 @@ def segment_files(
 
 
 def segment_with_recipe(
-    images: Sequence[str | Path], config: SegmentConfig, out_dir: str | Path, overwrite: bool = False,
+    images: Sequence[str | Path],
+    config: SegmentConfig,
+    out_dir: str | Path,
+    overwrite: bool = False,
     on_done: Callable[[Path, Segmentation], None] | None = None,
 ) -> BatchResult:
     """``blastseg segment``: a classical recipe over image files."""
     return segment_files(
-        images, config.segmenter(), out_dir, Pipeline.from_config(config.preprocess), overwrite, on_done,
-        rules=config.instances, provenance=config.provenance(),
+        images,
+        config.segmenter(),
+        out_dir,
+        Pipeline.from_config(config.preprocess),
+        overwrite,
+        on_done,
+        rules=config.instances,
+        provenance=config.provenance(),
     )
 
 
@@ -157,7 +166,10 @@ def instance_rules(path: str | Path | None = None, **overrides: Any) -> Instance
 
 
 def predict_files(
-    images: Sequence[str | Path], out_dir: str | Path, options: PredictOptions | None = None, overwrite: bool = False,
+    images: Sequence[str | Path],
+    out_dir: str | Path,
+    options: PredictOptions | None = None,
+    overwrite: bool = False,
     on_done: Callable[[Path, Segmentation], None] | None = None,
 ) -> BatchResult:
     """``blastseg predict``: a trained network (and optionally a cell classifier) over image files."""
@@ -166,10 +178,21 @@ def predict_files(
     options = options or PredictOptions()
     classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
     segmenter = load_segmenter(
-        options.checkpoint, device=options.device, tile_size=options.tile_size, batch_size=options.batch_size,
-        tta=options.tta, threshold=options.threshold,
+        options.checkpoint,
+        device=options.device,
+        tile_size=options.tile_size,
+        batch_size=options.batch_size,
+        tta=options.tta,
+        threshold=options.threshold,
     )
     return segment_files(
-        images, segmenter, out_dir, overwrite=overwrite, on_done=on_done, batch_size=options.batch_size,
-        rules=options.instances, classifier=classifier, provenance=segmenter.provenance(),
+        images,
+        segmenter,
+        out_dir,
+        overwrite=overwrite,
+        on_done=on_done,
+        batch_size=options.batch_size,
+        rules=options.instances,
+        classifier=classifier,
+        provenance=segmenter.provenance(),
     )

@@ -29,9 +29,29 @@ from blastseg.preprocess import Resize, to_grey, to_hsv
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 GLCM_LEVELS = 32
 COLUMNS = (
-    "image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
-    "area", "perimeter", "circularity", "solidity", "eccentricity", "nucleus_area", "nc_ratio", "nucleus_parts", "touches_border",
-    "r", "g", "b", "h", "s", "v",
+    "image",
+    "cell_id",
+    "x",
+    "y",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+    "area",
+    "perimeter",
+    "circularity",
+    "solidity",
+    "eccentricity",
+    "nucleus_area",
+    "nc_ratio",
+    "nucleus_parts",
+    "touches_border",
+    "r",
+    "g",
+    "b",
+    "h",
+    "s",
+    "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
 )
 # the columns that describe the cell itself (not where it is or which image it is in): classifier inputs
@@ -84,17 +104,30 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
         perimeter = float(region.perimeter_crofton)  # unbiased for round shapes, unlike 4-neighbour counts
         rgb = image[y0:y1, x0:x1][inside].mean(axis=0)
         hsv_mean = hsv[y0:y1, x0:x1][inside].mean(axis=0)
-        rows.append({
-            "image": image_name, "cell_id": region.label, "x": round(float(cx), 2), "y": round(float(cy), 2),
-            "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x1, "bbox_y1": y1,
-            "area": area, "perimeter": round(perimeter, 2),
-            "circularity": 4 * np.pi * area / perimeter**2 if perimeter else 0.0,
-            "solidity": float(region.solidity), "eccentricity": float(region.eccentricity),
-            "nucleus_area": nucleus_area, "nc_ratio": nucleus_area / area, "nucleus_parts": nucleus_parts(cell_nucleus),
-            "touches_border": bool(y0 == 0 or x0 == 0 or y1 == height or x1 == width),
-            **dict(zip("rgb", map(float, rgb))), **dict(zip("hsv", map(float, hsv_mean))),
-            **glcm_features(grey[y0:y1, x0:x1], inside),
-        })
+        rows.append(
+            {
+                "image": image_name,
+                "cell_id": region.label,
+                "x": round(float(cx), 2),
+                "y": round(float(cy), 2),
+                "bbox_x0": x0,
+                "bbox_y0": y0,
+                "bbox_x1": x1,
+                "bbox_y1": y1,
+                "area": area,
+                "perimeter": round(perimeter, 2),
+                "circularity": 4 * np.pi * area / perimeter**2 if perimeter else 0.0,
+                "solidity": float(region.solidity),
+                "eccentricity": float(region.eccentricity),
+                "nucleus_area": nucleus_area,
+                "nc_ratio": nucleus_area / area,
+                "nucleus_parts": nucleus_parts(cell_nucleus),
+                "touches_border": bool(y0 == 0 or x0 == 0 or y1 == height or x1 == width),
+                **dict(zip("rgb", map(float, rgb))),
+                **dict(zip("hsv", map(float, hsv_mean))),
+                **glcm_features(grey[y0:y1, x0:x1], inside),
+            }
+        )
     return rows
 
 

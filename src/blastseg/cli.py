@@ -52,8 +52,12 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
 
 def progress_bar() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
     )
 
 
@@ -86,7 +90,9 @@ def segment(
     console.print(f"wrote {result.files} files and cells.csv for {len(result.written)} image(s) to {out}")
 
 
-CheckpointOpt = Annotated[str, typer.Option("--checkpoint", help="Run folder, NAME.safetensors/NAME.json, or 'default' (the bundled model).", rich_help_panel=MODEL)]
+CheckpointOpt = Annotated[
+    str, typer.Option("--checkpoint", help="Run folder, NAME.safetensors/NAME.json, or 'default' (the bundled model).", rich_help_panel=MODEL)
+]
 DEFAULT_CHECKPOINT = "default"  # artifacts.DEFAULT, written out so that --help imports no library module
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.", rich_help_panel=HARDWARE)]
 TileOpt = Annotated[int, typer.Option("--tile-size", help="Images larger than this go through overlapping tiles.", rich_help_panel=HARDWARE)]
@@ -99,13 +105,28 @@ TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over flips (4x slow
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files of any size (jpg, png, bmp, tif).", show_default=False)],
     checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for masks, overlays, instances and cells.csv.", rich_help_panel=OUTPUT)] = Path("blastseg_out"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for masks, overlays, instances and cells.csv.", rich_help_panel=OUTPUT)] = Path(
+        "blastseg_out"
+    ),
     threshold: Annotated[Optional[float], typer.Option(help="Probability threshold (default: the model's).", rich_help_panel=MODEL)] = None,
     tta: TtaOpt = False,
-    classifier: Annotated[Optional[str], typer.Option("--classifier", help="Classify each cell: a classifier (run folder or NAME.json) or 'default' (the bundled white-cell type classifier).", rich_help_panel=MODEL)] = None,
-    instances: Annotated[Optional[Path], typer.Option("--instances", help="YAML with an 'instances:' section: how masks become cells (see configs/instances.yaml).", rich_help_panel=OUTPUT)] = None,
+    classifier: Annotated[
+        Optional[str],
+        typer.Option(
+            "--classifier",
+            help="Classify each cell: a classifier (run folder or NAME.json) or 'default' (the bundled white-cell type classifier).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    instances: Annotated[
+        Optional[Path],
+        typer.Option("--instances", help="YAML with an 'instances:' section: how masks become cells (see configs/instances.yaml).", rich_help_panel=OUTPUT),
+    ] = None,
     min_cell_area: Annotated[Optional[int], typer.Option(help="Smaller cell components are dropped (pixels; default 100).", rich_help_panel=OUTPUT)] = None,
-    min_nucleus_fraction: Annotated[Optional[float], typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT)] = None,
+    min_nucleus_fraction: Annotated[
+        Optional[float],
+        typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT),
+    ] = None,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
     tile_size: TileOpt = 512,
@@ -117,8 +138,16 @@ def predict(
     from blastseg.config import validate
 
     rules = instance_rules(instances, min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction)
-    flags = {"checkpoint": checkpoint, "classifier": classifier, "threshold": threshold, "tta": tta, "device": device,
-             "tile_size": tile_size, "batch_size": batch_size, "instances": rules}
+    flags = {
+        "checkpoint": checkpoint,
+        "classifier": classifier,
+        "threshold": threshold,
+        "tta": tta,
+        "device": device,
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "instances": rules,
+    }
     options = validate(PredictOptions, flags, "command line")
     with progress_bar() as progress:
         task = progress.add_task(f"predict {checkpoint}", total=len(images))
@@ -149,7 +178,9 @@ class ProgressMonitor:
 
     def epoch_end(self, record: dict) -> None:
         dice = " ".join(f"{k.removeprefix('val_dice_')} {v:.4f}" for k, v in record.items() if k.startswith("val_dice_"))
-        self.progress.console.print(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}, val Dice {record['val_dice']:.4f} ({dice}), lr {record['lr']:.2g}")
+        self.progress.console.print(
+            f"epoch {record['epoch']}: loss {record['train_loss']:.4f}, val Dice {record['val_dice']:.4f} ({dice}), lr {record['lr']:.2g}"
+        )
 
 
 @app.command("train")
@@ -197,13 +228,20 @@ def train_command(
 def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder with images and masks.", rich_help_panel=INPUT)],
     layout: Annotated[str, typer.Option(help="auto, zheng, allidb2, allidb1, bccd or folder.", rich_help_panel=INPUT)] = "auto",
-    mask_encoding: Annotated[Optional[str], typer.Option(help="zheng, allidb2_grey, allidb2_rgb, binary (default: the layout's).", rich_help_panel=INPUT)] = None,
+    mask_encoding: Annotated[
+        Optional[str], typer.Option(help="zheng, allidb2_grey, allidb2_rgb, binary (default: the layout's).", rich_help_panel=INPUT)
+    ] = None,
     config: ConfigOpt = None,
     method: MethodOpt = None,
     target: TargetOpt = None,
     param: ParamOpt = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="k-means only: choose k and clusters with the ground truth.", rich_help_panel=METHOD)] = False,
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Score a trained network (run folder, checkpoint file or 'default') instead of a classical method.", rich_help_panel=MODEL)] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            "--checkpoint", help="Score a trained network (run folder, checkpoint file or 'default') instead of a classical method.", rich_help_panel=MODEL
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for per_image.csv and summary.json.", rich_help_panel=OUTPUT)] = Path("blastseg_eval"),
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
@@ -222,7 +260,14 @@ def evaluate(
     with progress_bar() as progress:
         task = progress.add_task(f"evaluating {checkpoint or scored.method}", total=None)
         result = evaluate_to_folder(
-            data, scored, out, sweep, layout, mask_encoding, overwrite, on_done=lambda _: progress.advance(task),
+            data,
+            scored,
+            out,
+            sweep,
+            layout,
+            mask_encoding,
+            overwrite,
+            on_done=lambda _: progress.advance(task),
         )
     print_summary(result.summary)
     console.print(f"wrote {out / 'per_image.csv'} and {out / 'summary.json'}")

@@ -169,9 +169,7 @@ class Normalize(Step):
         return (image.astype(np.float32) / 255.0 - mean) / std
 
 
-STEPS: dict[str, type[Step]] = {
-    step.name: step for step in (HsvSaturation, Grayscale, Clahe, Gaussian, Median, Lab, Hsv, Resize, Normalize)
-}
+STEPS: dict[str, type[Step]] = {step.name: step for step in (HsvSaturation, Grayscale, Clahe, Gaussian, Median, Lab, Hsv, Resize, Normalize)}
 
 
 def build_step(spec: str | dict[str, Any]) -> Step:

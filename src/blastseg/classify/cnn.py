@@ -39,14 +39,21 @@ class SmallCnn(nn.Module):
     def __init__(self, n_classes: int, input_size: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         side = input_size // 4
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.5),
-            nn.Linear(64 * side * side, 196), nn.ReLU(inplace=True),
-            nn.Linear(196, 96), nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(64 * side * side, 196),
+            nn.ReLU(inplace=True),
+            nn.Linear(196, 96),
+            nn.ReLU(inplace=True),
             nn.Linear(96, n_classes),  # softmax lives in the loss and in predict_proba
         )
 

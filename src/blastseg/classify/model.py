@@ -64,8 +64,12 @@ class CellClassifier:
     """
 
     def __init__(
-        self, card: ClassifierCard, forest: ForestArrays | None = None, net: torch.nn.Module | None = None,
-        device: str = "auto", source: str = "",
+        self,
+        card: ClassifierCard,
+        forest: ForestArrays | None = None,
+        net: torch.nn.Module | None = None,
+        device: str = "auto",
+        source: str = "",
     ):
         self.card, self.forest, self.net, self.source = card, forest, net, source
         self.device = resolve_device(device)
@@ -95,8 +99,14 @@ class CellClassifier:
     def provenance(self) -> dict[str, Any]:
         """What ``summary.json`` records of this classifier."""
         card = self.card
-        return {"classifier": self.source, "kind": card.kind, "classes": card.classes, "trained_on": card.trained_on,
-                "cv_macro_f1": card.scores.get("macro_f1"), "decision": "most probable class"}
+        return {
+            "classifier": self.source,
+            "kind": card.kind,
+            "classes": card.classes,
+            "trained_on": card.trained_on,
+            "cv_macro_f1": card.scores.get("macro_f1"),
+            "decision": "most probable class",
+        }
 
     def save(self, stem: str | Path) -> Path:
         """Write ``stem.safetensors`` and ``stem.json``, each atomically."""

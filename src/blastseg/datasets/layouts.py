@@ -55,10 +55,7 @@ class Sample:
             return image, None
         labels = decode_mask(read_mask(self.mask), self.encoding)
         if labels.shape != image.shape[:2]:
-            raise MaskError(
-                f"{self.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image "
-                f"{self.image.name} is {image.shape[1]}x{image.shape[0]}"
-            )
+            raise MaskError(f"{self.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image {self.image.name} is {image.shape[1]}x{image.shape[0]}")
         return image, labels
 
 
@@ -97,9 +94,7 @@ def scan_zheng(root: Path) -> list[Sample]:
             mask = image.with_suffix(".png")
             raw = label_for(image.stem, labels)
             label = ZHENG_CLASSES.get(int(raw), raw) if raw and raw.isdigit() else raw
-            samples.append(
-                Sample(image, mask if mask.is_file() else None, label, encoding="zheng", group=folder.name)
-            )
+            samples.append(Sample(image, mask if mask.is_file() else None, label, encoding="zheng", group=folder.name))
     return samples
 
 
@@ -161,10 +156,7 @@ def scan_folder(root: Path) -> list[Sample]:
     labels = read_label_csv(labels_file) if labels_file.is_file() else {}
     if (root / "images").is_dir():
         mask_dirs = [d for d in (root / "masks",) if d.is_dir()]
-        return [
-            Sample(image, _find_mask(image, mask_dirs), label_for(image.stem, labels), group=root.name)
-            for image in _images_in(root / "images")
-        ]
+        return [Sample(image, _find_mask(image, mask_dirs), label_for(image.stem, labels), group=root.name) for image in _images_in(root / "images")]
     samples = [Sample(image, None, label_for(image.stem, labels), group=root.name) for image in _images_in(root)]
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         samples += [Sample(image, None, sub.name, group=root.name) for image in _images_in(sub)]

@@ -134,7 +134,9 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         if outcome["fp"] or outcome["fn"]:
             fields.append({"image": sample.image.name, "truth": len(truth), "found": len(cells), **outcome})
     return DetectionScores(
-        len(count_errors), **totals, **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
+        len(count_errors),
+        **totals,
+        **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
         count_mae=float(np.mean(count_errors)) if count_errors else 0.0,
         median_area={k: float(np.median(v)) if v else None for k, v in areas.items()},
         fields_with_errors=fields,

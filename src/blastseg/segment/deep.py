@@ -58,17 +58,14 @@ class DeepSegmenter:
 
     def provenance(self) -> dict[str, Any]:
         """What ``summary.json`` records of this segmenter."""
-        return {"checkpoint": self.source, "model": self.card.model.model_dump(), "output": self.card.output,
-                "threshold": self.threshold, "tta": self.tta}
+        return {"checkpoint": self.source, "model": self.card.model.model_dump(), "output": self.card.output, "threshold": self.threshold, "tta": self.tta}
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
         return to_tensor(self.preprocess(image), self.normalize, self.card.model.in_channels)
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """C x H x W probabilities of one RGB ``uint8`` image of any size."""
-        return predict_probabilities(
-            self.model, self._tensor(image), self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta
-        )
+        return predict_probabilities(self.model, self._tensor(image), self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta)
 
     def _result(self, probabilities: np.ndarray) -> Segmentation:
         labels = decode_probabilities(probabilities, self.card.output, self.threshold)

@@ -35,8 +35,9 @@ class SegmentConfig(StrictModel):
         return self
 
     @classmethod
-    def from_options(cls, path: str | Path | None = None, method: str | None = None, target: str | None = None,
-                     params: dict[str, Any] | None = None) -> SegmentConfig:
+    def from_options(
+        cls, path: str | Path | None = None, method: str | None = None, target: str | None = None, params: dict[str, Any] | None = None
+    ) -> SegmentConfig:
         """A recipe file's values (the defaults without one), overridden by those given, validated again.
 
         >>> SegmentConfig.from_options(method="otsu", params={"open_size": 5}).params

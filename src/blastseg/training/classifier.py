@@ -55,8 +55,14 @@ def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = No
         segmenter = load_segmenter(data.checkpoint, device=config.device)
         segment = lambda image: segmenter.segment(image).labels  # noqa: E731
     return collect_cells(
-        samples, segment, data.instances, config.cnn.input_size, data.crop_scale, data.match_radius,
-        use_masks=data.segmentation != "model", on_done=on_done,
+        samples,
+        segment,
+        data.instances,
+        config.cnn.input_size,
+        data.crop_scale,
+        data.match_radius,
+        use_masks=data.segmentation != "model",
+        on_done=on_done,
     )
 
 
@@ -135,26 +141,34 @@ class ClassifierScores:
     skipped_images: int
 
 
-def write_cv_outputs(run_dir: Path, config: ClassifyConfig, cells: LabelledCells, classes: list[str], scores: ClassifierScores,
-                     proba: np.ndarray, fold_of: np.ndarray) -> None:
+def write_cv_outputs(
+    run_dir: Path, config: ClassifyConfig, cells: LabelledCells, classes: list[str], scores: ClassifierScores, proba: np.ndarray, fold_of: np.ndarray
+) -> None:
     """``cv.json``, the confusion matrix, the labelled cells, out-of-fold predictions and what was left out."""
     write_json(run_dir / "cv.json", asdict(scores))
     write_confusion(run_dir, scores.confusion, classes, f"{config.model}, {config.folds}-fold out-of-fold")
     write_csv(run_dir / "cells.csv", cells.rows, [*COLUMNS, "label"])
-    write_csv(run_dir / "predictions.csv", [
-        {"image": row["image"], "cell_id": row["cell_id"], "label": row["label"], "predicted": classes[p], "fold": int(f),
-         **{f"p_{name}": float(q) for name, q in zip(classes, probs)}}
-        for row, p, f, probs in zip(cells.rows, proba.argmax(axis=1), fold_of, proba)
-    ])
+    write_csv(
+        run_dir / "predictions.csv",
+        [
+            {
+                "image": row["image"],
+                "cell_id": row["cell_id"],
+                "label": row["label"],
+                "predicted": classes[p],
+                "fold": int(f),
+                **{f"p_{name}": float(q) for name, q in zip(classes, probs)},
+            }
+            for row, p, f, probs in zip(cells.rows, proba.argmax(axis=1), fold_of, proba)
+        ],
+    )
     if cells.unmatched:
         write_csv(run_dir / "unmatched_centroids.csv", cells.unmatched, ["image", "x", "y"])
     if cells.skipped:
         write_csv(run_dir / "skipped.csv", cells.skipped, ["image", "reason"])
 
 
-def train_classifier(
-    config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None
-) -> ClassifierScores:
+def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None) -> ClassifierScores:
     """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
     run_dir = Path(run_dir)
     prepare_run(run_dir, overwrite)
@@ -166,9 +180,15 @@ def train_classifier(
     learner = Learner(config, cells, classes)
     proba, fold_of = cross_validated_proba(learner, targets, [row["image"] for row in cells.rows], config.folds, config.seed)
     scores = ClassifierScores(
-        model=config.model, folds=config.folds, cells=len(targets), counts={name: int((targets == i).sum()) for i, name in enumerate(classes)},
-        **classification_scores(targets, proba.argmax(axis=1), classes), majority_baseline=majority_baseline(targets, classes),
-        left_out_classes=rare, unmatched_centroids=len(cells.unmatched), skipped_images=len(cells.skipped),
+        model=config.model,
+        folds=config.folds,
+        cells=len(targets),
+        counts={name: int((targets == i).sum()) for i, name in enumerate(classes)},
+        **classification_scores(targets, proba.argmax(axis=1), classes),
+        majority_baseline=majority_baseline(targets, classes),
+        left_out_classes=rare,
+        unmatched_centroids=len(cells.unmatched),
+        skipped_images=len(cells.skipped),
     )
     write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)

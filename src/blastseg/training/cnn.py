@@ -32,9 +32,7 @@ class CnnTraining(CnnSpec):
         return CnnSpec(**self.model_dump(include=set(CnnSpec.model_fields)))
 
 
-def fit_network(
-    crops: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, params: CnnTraining, device: torch.device, seed: int = 0
-) -> nn.Module:
+def fit_network(crops: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, params: CnnTraining, device: torch.device, seed: int = 0) -> nn.Module:
     """Train a fresh network on ``crops`` with class-balanced cross-entropy for ``params.epochs``."""
     torch.manual_seed(seed)
     net = build_network(params, n_classes).to(device)
@@ -56,5 +54,3 @@ def fit_network(
             optimiser.step()
             schedule.step()
     return net.eval()
-
-

@@ -86,7 +86,9 @@ def collect_cells(
             blasts = {cell for cell, _ in matches.pairs}
             for index, row in enumerate(rows):
                 _add(found, row, BLAST if index in blasts else NORMAL, crop_of)
-            found.unmatched += [{"image": sample.image.name, "x": float(sample.centroids[j][0]), "y": float(sample.centroids[j][1])} for j in matches.unmatched_truth]
+            found.unmatched += [
+                {"image": sample.image.name, "x": float(sample.centroids[j][0]), "y": float(sample.centroids[j][1])} for j in matches.unmatched_truth
+            ]
         elif sample.label is None:
             found.skipped.append({"image": sample.image.name, "reason": "no label"})
         elif not rows:

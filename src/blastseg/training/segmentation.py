@@ -123,8 +123,18 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
         load_weights(model, run_dir / "last.safetensors", f"the run's {config.model.name}")
         progress = load_state(run_dir, optimizer, scheduler, scaler, device)
     return Session(
-        config, run_dir, segmenter, train_set, [s.group for s in train_samples], [s.load() for s in select(samples, split["val"])],
-        transform, build_loss(config.loss, is_multiclass(config.output)), optimizer, scheduler, scaler, progress,
+        config,
+        run_dir,
+        segmenter,
+        train_set,
+        [s.group for s in train_samples],
+        [s.load() for s in select(samples, split["val"])],
+        transform,
+        build_loss(config.loss, is_multiclass(config.output)),
+        optimizer,
+        scheduler,
+        scaler,
+        progress,
     )
 
 
@@ -195,8 +205,12 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
     session.scheduler.step(val_dice)
     progress.seconds += time.perf_counter() - started
     record = {
-        "epoch": epoch, "train_loss": train_loss, "val_dice": val_dice, **{f"val_dice_{t}": v for t, v in scores.items()},
-        "lr": session.optimizer.param_groups[0]["lr"], "minutes": progress.seconds / 60,
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_dice": val_dice,
+        **{f"val_dice_{t}": v for t, v in scores.items()},
+        "lr": session.optimizer.param_groups[0]["lr"],
+        "minutes": progress.seconds / 60,
     }
     progress.history.append(record)
     progress.epoch = epoch
