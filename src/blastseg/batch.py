@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
@@ -30,6 +30,9 @@ from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
+
+if TYPE_CHECKING:
+    from blastseg.classify.model import CellClassifier
 
 CELLS_CSV = "cells.csv"
 SUMMARY_JSON = "summary.json"
@@ -88,7 +91,7 @@ def segment_files(
     on_done: Callable[[Path, Segmentation], None] | None = None,
     batch_size: int = 1,
     rules: InstanceRules | None = None,
-    classifier=None,
+    classifier: CellClassifier | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> BatchResult:
     """Segment each image file and write its outputs into ``out_dir`` (module docstring).

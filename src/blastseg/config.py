@@ -16,11 +16,12 @@ blastseg.errors.ConfigError: blur: unknown key 'size'; valid keys: kernel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from blastseg.errors import BlastsegError, ConfigError
 
@@ -71,6 +72,12 @@ def as_value_error(check, *args, **kwargs):
         return check(*args, **kwargs)
     except BlastsegError as problem:
         raise ValueError(str(problem)) from None
+
+
+def checked_name(check: Callable[[str], str]) -> Any:
+    """A ``str`` field type that runs ``check`` when the schema is validated (an unknown layout,
+    encoding or device is then refused as the recipe loads, naming the file)."""
+    return Annotated[str, AfterValidator(lambda name: as_value_error(check, name))]
 
 
 def load_config(path: str | Path, model: type[ModelT]) -> ModelT:

@@ -1,4 +1,5 @@
-"""Output folders: what blastseg refuses to overwrite. One rule for every command that writes."""
+"""Output files: the refuse-to-overwrite rule of the commands that write named files into ``--out``
+(segment, predict, evaluate); run folders have theirs in :mod:`blastseg.training.runs`."""
 
 from __future__ import annotations
 

@@ -43,9 +43,9 @@ def to_lab(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
 
 
-def boosted_saturation(image: np.ndarray, factor: float) -> np.ndarray:
-    """HSV saturation of an RGB image multiplied by ``factor``, clipped to 255 (``uint8`` HxW)."""
-    return np.clip(to_hsv(image)[..., 1].astype(np.float32) * factor, 0, 255).astype(np.uint8)
+def boosted_saturation(saturation: np.ndarray, factor: float) -> np.ndarray:
+    """An HSV saturation channel multiplied by ``factor``, clipped to 255 (``uint8`` HxW)."""
+    return np.clip(saturation.astype(np.float32) * factor, 0, 255).astype(np.uint8)
 
 
 def _odd(value: int) -> int:
@@ -77,7 +77,7 @@ class HsvSaturation(Step):
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         hsv = to_hsv(image)
-        hsv[..., 1] = boosted_saturation(image, self.factor)
+        hsv[..., 1] = boosted_saturation(hsv[..., 1], self.factor)
         return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 

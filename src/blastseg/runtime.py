@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import random
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import AfterValidator
 
-from blastseg.config import as_value_error
+from blastseg.config import checked_name
 from blastseg.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ def check_device(name: str) -> str:
     return name
 
 
-DeviceName = Annotated[str, AfterValidator(lambda name: as_value_error(check_device, name))]
+DeviceName = checked_name(check_device)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -19,13 +19,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import AfterValidator
 
 from blastseg.annotations import Box, read_voc, read_xyc
-from blastseg.config import as_value_error
+from blastseg.config import checked_name
 from blastseg.datasets.masks import check_encoding, decode_mask
 from blastseg.errors import DatasetError, MaskError, lookup
 from blastseg.io import IMAGE_SUFFIXES, read_image, read_mask
@@ -179,7 +177,7 @@ def check_layout(name: str) -> str:
     return name
 
 
-LayoutName = Annotated[str, AfterValidator(lambda name: as_value_error(check_layout, name))]
+LayoutName = checked_name(check_layout)
 
 
 def detect_layout(root: Path) -> str:

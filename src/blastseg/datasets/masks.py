@@ -4,12 +4,10 @@ into the shared label map (0 background, 1 cytoplasm, 2 nucleus)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
 import numpy as np
-from pydantic import AfterValidator
 
-from blastseg.config import as_value_error
+from blastseg.config import checked_name
 from blastseg.errors import MaskError, lookup
 from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
 
@@ -59,7 +57,7 @@ def check_encoding(name: str) -> str:
     return name
 
 
-EncodingName = Annotated[str, AfterValidator(lambda name: as_value_error(check_encoding, name))]
+EncodingName = checked_name(check_encoding)
 
 
 def guess_encoding(mask: np.ndarray) -> str:

@@ -16,18 +16,13 @@ from safetensors.torch import save
 
 from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_card, read_weights, write_pair
 from blastseg.config import StrictModel
-from blastseg.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from blastseg.preprocess import Normalize
 from blastseg.segment.heads import Output
 from blastseg.segment.networks import ModelSpec, create_model
 
 FORMAT = "blastseg-segmentation"
 BUNDLED_STEM = "default"
 RUN_STEM = "best"
-
-
-class Normalization(StrictModel):
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
 
 
 class ModelCard(StrictModel):
@@ -37,7 +32,7 @@ class ModelCard(StrictModel):
     model: ModelSpec
     output: Output
     preprocess: list[dict[str, Any]] = Field(default_factory=list)
-    normalize: Normalization = Field(default_factory=Normalization)
+    normalize: Normalize = Field(default_factory=Normalize)
     threshold: float = Field(default=0.5, gt=0, lt=1)
     trained_on: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ from blastseg.errors import MaskError, lookup
 from blastseg.labels import CYTOPLASM, NUCLEUS, mask_to_labels
 from blastseg.metrics import dice, iou, ssim
 from blastseg.postprocess import clean_mask, components_touching, fill_holes, opening, split_touching
-from blastseg.preprocess import Gaussian, boosted_saturation, to_lab
+from blastseg.preprocess import Gaussian, boosted_saturation, to_hsv, to_lab
 from blastseg.segment.base import CHANNELS, Segmentation, channel
 
 BinaryTarget = Literal["nucleus", "cell"]
@@ -135,7 +135,7 @@ class HsvSegmenter(ClassicalSegmenter):
         return self
 
     def segment(self, image: np.ndarray) -> Segmentation:
-        boosted = boosted_saturation(image, self.factor).astype(np.float32) / 255.0
+        boosted = boosted_saturation(to_hsv(image)[..., 1], self.factor).astype(np.float32) / 255.0
         mask = clean_mask(boosted > self.threshold, self.open_size, self.min_fraction)
         return Segmentation(mask_to_labels(mask, self.target), info={"threshold": self.threshold})
 

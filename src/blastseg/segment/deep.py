@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from blastseg.artifacts import DEFAULT
-from blastseg.preprocess import Normalize, Pipeline
+from blastseg.preprocess import Pipeline
 from blastseg.runtime import resolve_device
 from blastseg.segment.base import Segmentation
 from blastseg.segment.checkpoint import ModelCard, load_checkpoint
@@ -43,7 +43,7 @@ class DeepSegmenter:
         self.model = model.to(self.device).eval()
         self.card = card
         self.preprocess = Pipeline.from_config(card.preprocess)
-        self.normalize = Normalize(mean=card.normalize.mean, std=card.normalize.std)
+        self.normalize = card.normalize
         self.multiclass = is_multiclass(card.output)
         self.target = label_target(card.output)
         self.tile_size, self.overlap, self.batch_size, self.tta = tile_size, overlap, batch_size, tta

@@ -72,15 +72,15 @@ def reopen_run(run_dir: Path, config: TrainConfig | None) -> tuple[TrainConfig, 
     return saved, json.loads((run_dir / SPLIT_FILE).read_text())
 
 
-def save_state(run_dir: Path, optimizer, scheduler, scaler, progress: Progress) -> None:
+def save_resume_state(run_dir: Path, optimizer, scheduler, scaler, progress: Progress) -> None:
     """Optimiser, scheduler, scaler and progress, atomically (the weights are in ``last.*``)."""
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "progress": asdict(progress)}
     with atomic_path(run_dir / STATE_FILE) as tmp:
         torch.save(state, tmp)
 
 
-def load_state(run_dir: Path, optimizer, scheduler, scaler, device: torch.device) -> Progress:
-    """Restore what :func:`save_state` wrote; returns the run's progress."""
+def load_resume_state(run_dir: Path, optimizer, scheduler, scaler, device: torch.device) -> Progress:
+    """Restore what :func:`save_resume_state` wrote; returns the run's progress."""
     saved = torch.load(run_dir / STATE_FILE, map_location=device, weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])

@@ -38,7 +38,7 @@ from blastseg.training.augment import build_augmentation
 from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.losses import build_loss
 from blastseg.training.recipe import TrainConfig
-from blastseg.training.runs import Progress, load_state, prepare_run, reopen_run, save_state, start_run
+from blastseg.training.runs import Progress, load_resume_state, prepare_run, reopen_run, save_resume_state, start_run
 
 
 class Monitor:
@@ -113,15 +113,14 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     segmenter = DeepSegmenter(model, model_card(config, {}), device=str(device))
     train_samples = select(samples, split["train"])
     transform = build_augmentation(config.augment, config.data.crop_size)
-    preprocess = Pipeline.from_config(config.data.preprocess)
-    train_set = SegmentationDataset(train_samples, config.output, preprocess, segmenter.normalize, transform, config.model.in_channels)
+    train_set = SegmentationDataset(train_samples, config.output, segmenter.preprocess, segmenter.normalize, transform, config.model.in_channels)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.optim.lr_factor, patience=config.optim.lr_patience)
     scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
     progress = Progress()
     if resume:
         load_weights(model, run_dir / "last.safetensors", f"the run's {config.model.name}")
-        progress = load_state(run_dir, optimizer, scheduler, scaler, device)
+        progress = load_resume_state(run_dir, optimizer, scheduler, scaler, device)
     return Session(
         config,
         run_dir,
@@ -220,7 +219,7 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
         save_checkpoint(run_dir / "best", session.model, card)
     progress.stopped = stopping_reason(config, progress)
     save_checkpoint(run_dir / "last", session.model, card)
-    save_state(run_dir, session.optimizer, session.scheduler, session.scaler, progress)
+    save_resume_state(run_dir, session.optimizer, session.scheduler, session.scaler, progress)
     write_csv(run_dir / "metrics.csv", progress.history)
     write_bytes(run_dir / "curves.png", draw_curves(progress.history))
     monitor.epoch_end(record)
