@@ -64,9 +64,15 @@ def test_segment_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr and "--overwrite" in again.stderr
     assert invoke("segment", image, "--out", tmp_path / "out", "--overwrite").returncode == 0
     (tmp_path / "broken.jpg").write_text("not an image")
-    broken = invoke("segment", tmp_path / "broken.jpg", "--out", tmp_path / "o2")
-    assert broken.returncode == 2
-    assert broken.stderr.strip().count("\n") == 0 and "broken.jpg" in broken.stderr and "Traceback" not in broken.stderr
+    broken = invoke("segment", tmp_path / "broken.jpg", image, "--out", tmp_path / "o2")
+    assert broken.returncode == 1  # the good image is done, the broken one listed
+    failed_line = next(line for line in broken.stderr.splitlines() if line.startswith("failed:"))
+    assert "broken.jpg: not a readable image" in failed_line and "Traceback" not in broken.stderr
+    summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
+    assert summary["images"] == 1 and [f["image"] for f in summary["failed"]] == ["broken.jpg"]
+    missing = invoke("segment", tmp_path / "absent.jpg", "--out", tmp_path / "o3")
+    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'absent.jpg'}: no such file\n"
+    assert not (tmp_path / "o3").exists()  # refused before the folder is made
 
 
 def test_unknown_names_and_config_keys_list_valid_ones(tmp_path):
@@ -76,7 +82,7 @@ def test_unknown_names_and_config_keys_list_valid_ones(tmp_path):
     assert bad_method.returncode == 2 and "valid: adaptive, hsv, kmeans, otsu, watershed" in bad_method.stderr
     (tmp_path / "c.yaml").write_text("method: otsu\ntreshold: 3\n")
     bad_key = invoke("segment", image, "--config", tmp_path / "c.yaml", "--out", tmp_path / "o")
-    assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: kind, method, target, params, preprocess" in bad_key.stderr
+    assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: kind, method, target, params, preprocess, instances, max_pixels" in bad_key.stderr
 
 
 def test_evaluate_writes_csv_and_summary(tmp_path):

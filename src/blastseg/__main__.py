@@ -1,3 +1,3 @@
-from blastseg.cli import app
+from blastseg.cli import main
 
-app(prog_name="blastseg")
+main()

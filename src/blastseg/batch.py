@@ -2,13 +2,21 @@
 
 For each ``NAME.ext``: ``NAME_mask.png``, ``NAME_overlay.png``, ``NAME_instances.tif`` (when cells
 were found); for the whole batch one ``cells.csv`` and ``summary.json`` (cell counts per class and
-image, blast percentage, and ``models``: what segmented and classified, with its thresholds).
-``segment_with_recipe`` (classical methods) and ``predict_files`` (trained networks) are what the
-``segment`` and ``predict`` commands call; ``segment_files`` runs any segmenter.
+image, blast percentage, the images that ``failed`` and why, and ``models``: what segmented and
+classified, with its thresholds). ``segment_with_recipe`` (classical methods) and
+``predict_files`` (trained networks) are what the ``segment`` and ``predict`` commands call;
+``segment_files`` runs any segmenter.
+
+A batch keeps what it finished: each image's rows are appended to ``cells.csv`` and
+``summary.json`` is rewritten (atomically) as soon as the image is done, an image that fails is
+listed and the others go on, and ``resume`` carries on after a kill: images that
+``summary.json`` lists as done are skipped and ``cells.csv`` keeps exactly their rows.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,18 +25,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from blastseg.analysis import analyze_labels, count_cells
+from blastseg.analysis import CellCounts, analyze_labels, count_cells
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
 from blastseg.config import StrictModel, load_config, validate
-from blastseg.errors import OutputExistsError
-from blastseg.folders import refuse_existing
-from blastseg.io import read_image, write_csv, write_json, write_png, write_tiff
+from blastseg.errors import ImageReadError, OutputExistsError, describe_error
+from blastseg.folders import prepare_folder, refuse_existing
+from blastseg.io import MAX_PIXELS, append_csv, read_image, write_csv, write_json, write_png, write_tiff
 from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
-from blastseg.segment import Segmentation, Segmenter, load_segmenter
+from blastseg.segment import Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
 
 if TYPE_CHECKING:
@@ -51,6 +59,11 @@ class BatchResult:
     def files(self) -> int:
         return sum(len(paths) for paths in self.written)
 
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        """The images that failed, each with its one-line reason."""
+        return self.summary.get("failed", [])
+
 
 def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
     stem = image.stem
@@ -61,15 +74,28 @@ def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
     }
 
 
-def refuse_clashes(images: Sequence[Path], out_dir: Path, overwrite: bool) -> None:
-    """Two inputs that would write the same names, or outputs already there, are refused up front."""
+@dataclass
+class OutputRules:
+    """What a batch may do to its output folder: replace blastseg's files of an earlier run
+    (``overwrite``), carry on an interrupted one (``resume``), or stop at the first failed image
+    (``fail_fast``)."""
+
+    overwrite: bool = False
+    resume: bool = False
+    fail_fast: bool = False
+
+
+def check_inputs(images: Sequence[Path], out_dir: Path) -> None:
+    """Every input is a file, and no two write the same output names; checked before any work."""
+    if not images:
+        raise ImageReadError("no image files given")
     stems: dict[str, Path] = {}
     for path in images:
+        if not path.is_file():
+            raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
         if path.stem in stems:
             raise OutputExistsError(f"{path} and {stems[path.stem]} would write the same output names")
         stems[path.stem] = path
-    shared = [out_dir / CELLS_CSV, out_dir / SUMMARY_JSON]
-    refuse_existing([*shared, *(p for image in images for p in output_paths(image, out_dir).values())], overwrite)
 
 
 def write_image_outputs(paths: dict[str, Path], labels: np.ndarray, target: str, overlay: np.ndarray, instances: np.ndarray) -> dict[str, Path]:
@@ -77,9 +103,83 @@ def write_image_outputs(paths: dict[str, Path], labels: np.ndarray, target: str,
     write_png(paths["mask"], mask_image(labels, target))
     write_png(paths["overlay"], overlay)
     if instances.max() == 0:
+        paths["instances"].unlink(missing_ok=True)  # an earlier run's, for an image that now has no cell
         return {k: v for k, v in paths.items() if k != "instances"}
     write_tiff(paths["instances"], instances.astype(np.uint16))
     return paths
+
+
+class BatchLedger:
+    """``cells.csv`` and ``summary.json`` of a batch, kept up to date image by image."""
+
+    def __init__(self, out_dir: Path, columns: Sequence[str], header: dict[str, Any], classes: Sequence[str] | None):
+        self.out_dir, self.columns, self.header, self.classes = out_dir, list(columns), header, classes
+        self.rows: list[dict] = []
+        self.per_image: dict[str, dict] = {}
+        self.failed: list[dict[str, str]] = []
+
+    @property
+    def cells_csv(self) -> Path:
+        return self.out_dir / CELLS_CSV
+
+    def start(self, rules: OutputRules) -> None:
+        """A fresh ledger, or (``resume``) the finished images of the last run and exactly their rows."""
+        summary_path = self.out_dir / SUMMARY_JSON
+        if rules.resume and summary_path.is_file():
+            saved = read_summary(summary_path)
+            for key in ("models", "instances"):
+                if saved.get(key) != json.loads(json.dumps(self.header[key], default=str)):
+                    raise OutputExistsError(f"{summary_path}: that batch used other {key}; resume it with the same ones, or pass --overwrite")
+            self.per_image = saved.get("per_image", {})
+            self.rows = [row for row in read_rows(self.cells_csv) if row.get("image") in self.per_image]
+            write_csv(self.cells_csv, self.rows, self.columns)
+        else:
+            write_csv(self.cells_csv, [], self.columns)
+        self.save()
+
+    def done(self, name: str) -> bool:
+        return name in self.per_image
+
+    def add(self, name: str, rows: list[dict], counts: CellCounts) -> None:
+        append_csv(self.cells_csv, rows, self.columns)
+        self.rows += rows
+        self.per_image[name] = asdict(counts)
+        self.failed = [f for f in self.failed if f["image"] != name]
+        self.save()
+
+    def fail(self, name: str, reason: str) -> None:
+        self.failed.append({"image": name, "error": reason})
+        self.save()
+
+    def summary(self) -> dict[str, Any]:
+        counts = count_cells(self.rows, self.classes)
+        return {"images": len(self.per_image), **asdict(counts), "per_image": self.per_image, "failed": self.failed, **self.header}
+
+    def save(self) -> None:
+        write_json(self.out_dir / SUMMARY_JSON, self.summary())
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise OutputExistsError(f"{path}: not a readable summary ({type(error).__name__}); pass --overwrite to start the batch again") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("per_image"), dict):
+        raise OutputExistsError(f"{path}: not a blastseg batch summary; pass --overwrite to start the batch again")
+    return summary
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The complete rows of a cells table (a line cut short by a kill has too few fields and is dropped)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [row for row in reader if None not in row.values() and None not in row]
+
+
+class BatchStopped(Exception):
+    """Raised inside :func:`segment_files` to stop at the first failure (``fail_fast``)."""
 
 
 def segment_files(
@@ -87,12 +187,13 @@ def segment_files(
     segmenter: Segmenter,
     out_dir: str | Path,
     preprocess: Pipeline | None = None,
-    overwrite: bool = False,
-    on_done: Callable[[Path, Segmentation], None] | None = None,
+    output: OutputRules | None = None,
+    on_done: Callable[[Path, str | None], None] | None = None,
     batch_size: int = 1,
     rules: InstanceRules | None = None,
     classifier: CellClassifier | None = None,
     provenance: dict[str, Any] | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> BatchResult:
     """Segment each image file and write its outputs into ``out_dir`` (module docstring).
 
@@ -100,31 +201,63 @@ def segment_files(
     segmenter separates objects itself; with a ``classifier`` (a
     :class:`~blastseg.classify.model.CellClassifier`) each row gets a ``class`` and its
     ``probability``, and the overlay boxes and labels every cell in its class colour.
-    ``segment_many`` gets ``batch_size`` images at a time. Every output name is checked for
-    clashes before anything is written. ``provenance`` describes the segmenter in ``summary.json``.
+    ``segment_many`` gets ``batch_size`` images at a time. Inputs, output names and the folder
+    are checked before anything is written; ``output`` says what may happen to earlier files.
+    ``on_done(path, error)`` is called per image, ``error`` the one-line reason it failed or ``None``.
+    ``provenance`` describes the segmenter in ``summary.json``.
     """
-    out_dir, images = Path(out_dir), [Path(p) for p in images]
-    refuse_clashes(images, out_dir, overwrite)
+    out_dir, images, output = Path(out_dir), [Path(p) for p in images], output or OutputRules()
     preprocess, rules = preprocess or Pipeline(), rules or InstanceRules()
-    result, rows, per_image = BatchResult(out_dir), [], {}
-    for first in range(0, len(images), batch_size):
-        paths_in = images[first : first + batch_size]
-        originals = [read_image(path) for path in paths_in]
-        for path, image, answer in zip(paths_in, originals, segmenter.segment_many([preprocess(im) for im in originals])):
-            analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules)
-            paths = output_paths(path, out_dir)
-            result.written.append(write_image_outputs(paths, answer.labels, segmenter.target, analysis.overlay(), analysis.instances))
-            rows += analysis.cells
-            per_image[path.name] = asdict(analysis.summary())
-            if on_done:
-                on_done(path, answer)
+    check_inputs(images, out_dir)
+    prepare_folder(out_dir)
+    if not output.resume:
+        shared = [out_dir / CELLS_CSV, out_dir / SUMMARY_JSON]
+        refuse_existing([*shared, *(p for image in images for p in output_paths(image, out_dir).values())], output.overwrite)
     models = {"segmentation": provenance or {}}
     if classifier is not None:
         models["classifier"] = classifier.provenance()
-    write_csv(out_dir / CELLS_CSV, rows, [*COLUMNS, *CLASS_COLUMNS] if classifier else COLUMNS)
-    counts = count_cells(rows, classifier.classes if classifier else None)
-    result.summary = {"images": len(per_image), **asdict(counts), "per_image": per_image, "models": models, "instances": rules.model_dump()}
-    write_json(out_dir / SUMMARY_JSON, result.summary)
+    columns = [*COLUMNS, *CLASS_COLUMNS] if classifier else COLUMNS
+    ledger = BatchLedger(out_dir, columns, {"models": models, "instances": rules.model_dump()}, classifier.classes if classifier else None)
+    ledger.start(output)
+    result = BatchResult(out_dir)
+
+    def failed(path: Path, error: BaseException) -> None:
+        reason = describe_error(error)
+        ledger.fail(path.name, reason)
+        if on_done:
+            on_done(path, reason)
+        if output.fail_fast:
+            raise BatchStopped(f"{path}: {reason}")
+
+    todo = [path for path in images if not ledger.done(path.name)]
+    try:
+        for first in range(0, len(todo), batch_size):
+            readable = []
+            for path in todo[first : first + batch_size]:
+                try:
+                    readable.append((path, read_image(path, max_pixels)))
+                except Exception as error:
+                    failed(path, error)
+            try:
+                answers = segmenter.segment_many([preprocess(image) for _, image in readable]) if readable else []
+            except Exception as error:
+                for path, _ in readable:
+                    failed(path, error)
+                continue
+            for (path, image), answer in zip(readable, answers):
+                try:
+                    analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules)
+                    paths = output_paths(path, out_dir)
+                    result.written.append(write_image_outputs(paths, answer.labels, segmenter.target, analysis.overlay(), analysis.instances))
+                    ledger.add(path.name, analysis.cells, analysis.summary())
+                except Exception as error:
+                    failed(path, error)
+                    continue
+                if on_done:
+                    on_done(path, None)
+    except BatchStopped:
+        pass
+    result.summary = ledger.summary()
     return result
 
 
@@ -132,8 +265,8 @@ def segment_with_recipe(
     images: Sequence[str | Path],
     config: SegmentConfig,
     out_dir: str | Path,
-    overwrite: bool = False,
-    on_done: Callable[[Path, Segmentation], None] | None = None,
+    output: OutputRules | None = None,
+    on_done: Callable[[Path, str | None], None] | None = None,
 ) -> BatchResult:
     """``blastseg segment``: a classical recipe over image files."""
     return segment_files(
@@ -141,10 +274,11 @@ def segment_with_recipe(
         config.segmenter(),
         out_dir,
         Pipeline.from_config(config.preprocess),
-        overwrite,
+        output,
         on_done,
         rules=config.instances,
         provenance=config.provenance(),
+        max_pixels=config.max_pixels,
     )
 
 
@@ -156,9 +290,10 @@ class PredictOptions(StrictModel):
     threshold: float | None = Field(default=None, gt=0, lt=1)
     tta: bool = False
     device: DeviceName = "auto"
-    tile_size: int = Field(default=512, ge=32)
-    batch_size: int = Field(default=4, ge=1)
+    tile_size: int = Field(default=512, ge=32, le=8192)
+    batch_size: int = Field(default=4, ge=1, le=256)
     instances: InstanceRules = Field(default_factory=InstanceRules)
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1, description="larger images are refused before they are decoded")
 
 
 def instance_rules(path: str | Path | None = None, **overrides: Any) -> InstanceRules:
@@ -172,13 +307,15 @@ def predict_files(
     images: Sequence[str | Path],
     out_dir: str | Path,
     options: PredictOptions | None = None,
-    overwrite: bool = False,
-    on_done: Callable[[Path, Segmentation], None] | None = None,
+    output: OutputRules | None = None,
+    on_done: Callable[[Path, str | None], None] | None = None,
 ) -> BatchResult:
     """``blastseg predict``: a trained network (and optionally a cell classifier) over image files."""
     from blastseg.classify.model import CellClassifier
 
-    options = options or PredictOptions()
+    options, images = options or PredictOptions(), [Path(p) for p in images]
+    check_inputs(images, Path(out_dir))  # before the models load
+    prepare_folder(out_dir)
     classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
     segmenter = load_segmenter(
         options.checkpoint,
@@ -192,10 +329,11 @@ def predict_files(
         images,
         segmenter,
         out_dir,
-        overwrite=overwrite,
+        output=output,
         on_done=on_done,
         batch_size=options.batch_size,
         rules=options.instances,
         classifier=classifier,
         provenance=segmenter.provenance(),
+        max_pixels=options.max_pixels,
     )

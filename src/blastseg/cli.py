@@ -7,6 +7,7 @@ The library is imported inside each command, so ``blastseg --help`` stays fast a
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,26 +18,76 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from blastseg.errors import BlastsegError, ConfigError
+from blastseg import __version__
+from blastseg.errors import BlastsegError, ConfigError, describe_error
 
-app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True)
-console = Console(stderr=True)
+app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(stderr=True, soft_wrap=True)
 
 INPUT, METHOD, MODEL, OUTPUT, HARDWARE = "Input", "Method", "Model", "Output", "Hardware"
+DEBUG_VARIABLE = "BLASTSEG_DEBUG"
+USER_ERROR, INTERNAL_ERROR = 2, 3
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 def friendly_errors(command):
-    """Print a user mistake as one line on stderr and exit with status 2, no traceback."""
+    """Print any failure as ``error: <one line>`` on stderr and exit with status 2 (3 for what
+    looks like a bug), no traceback unless ``--debug`` or ``BLASTSEG_DEBUG=1`` asks for one."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except BlastsegError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if debugging():
+                raise
+            print(f"error: {describe_error(error)}", file=sys.stderr)
+            expected = isinstance(error, (BlastsegError, OSError, MemoryError))
+            raise typer.Exit(USER_ERROR if expected else INTERNAL_ERROR) from None
 
     return wrapper
+
+
+def show_version(value: bool) -> None:
+    if value:
+        print(f"blastseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error (or set BLASTSEG_DEBUG=1).")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Find, outline and measure white blood cells in blood smear images."""
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``blastseg`` program: ``app`` with usage errors as one ``error:`` line too."""
+    try:
+        code = app(args=argv, prog_name="blastseg", standalone_mode=False)
+    except typer.exceptions.TyperException as error:  # click's usage and parameter errors
+        context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())
+            sys.exit(0)
+        message = error.format_message()
+        if "No such option" in message:
+            message += "; put -- before file names that start with '-'"
+        command = f"{context.command_path} --help" if context is not None else "blastseg --help"
+        print(f"error: {message} (see {command})", file=sys.stderr)
+        sys.exit(USER_ERROR)
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -58,6 +109,7 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # no bar in logs and pipes
     )
 
 
@@ -65,7 +117,32 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML 
 MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="otsu, adaptive, hsv, kmeans or watershed.", rich_help_panel=METHOD)]
 TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="nucleus, cell or multiclass.", rich_help_panel=METHOD)]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable).", rich_help_panel=METHOD)]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.", rich_help_panel=OUTPUT)]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the files blastseg wrote there before (never others).", rich_help_panel=OUTPUT)]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Carry on an interrupted batch in --out: finished images are kept.", rich_help_panel=OUTPUT)]
+FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails (default: report it and go on).", rich_help_panel=INPUT)]
+MaxPixelsOpt = Annotated[
+    Optional[int], typer.Option("--max-pixels", help="Refuse larger images before decoding them (default 90 million).", rich_help_panel=INPUT)
+]
+
+
+def image_progress(progress: Progress, label: str, total: int):
+    """An ``on_done`` hook: advance the bar, and print each failed image on its own line."""
+    task = progress.add_task(label, total=total)
+
+    def done(path: Path, error: str | None) -> None:
+        if error:
+            progress.console.print(f"failed: {path}: {error}", markup=False, highlight=False)
+        progress.advance(task)
+
+    return done
+
+
+def report_batch(result, out: Path, extra: str) -> None:
+    """The last lines of segment and predict; exit status 1 when some images failed."""
+    console.print(f"wrote {result.files} files, {extra} for {len(result.written)} image(s) to {out}")
+    if result.failed:
+        console.print(f"{len(result.failed)} image(s) failed; listed under 'failed' in {out / 'summary.json'}; fix them and rerun with --resume")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -78,16 +155,19 @@ def segment(
     target: TargetOpt = None,
     param: ParamOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fail_fast: FailFastOpt = False,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Segment images with a classical method and write a mask and an overlay for each."""
-    from blastseg.batch import segment_with_recipe
+    from blastseg.batch import OutputRules, segment_with_recipe
     from blastseg.segment.recipe import SegmentConfig
 
-    recipe = SegmentConfig.from_options(config, method, target, parse_params(param))
+    recipe = SegmentConfig.from_options(config, method, target, parse_params(param), max_pixels)
     with progress_bar() as progress:
-        task = progress.add_task(f"{recipe.method} {recipe.target}", total=len(images))
-        result = segment_with_recipe(images, recipe, out, overwrite, on_done=lambda *_: progress.advance(task))
-    console.print(f"wrote {result.files} files and cells.csv for {len(result.written)} image(s) to {out}")
+        on_done = image_progress(progress, f"{recipe.method} {recipe.target}", len(images))
+        result = segment_with_recipe(images, recipe, out, OutputRules(overwrite, resume, fail_fast), on_done)
+    report_batch(result, out, "cells.csv and summary.json")
 
 
 CheckpointOpt = Annotated[
@@ -128,13 +208,16 @@ def predict(
         typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT),
     ] = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fail_fast: FailFastOpt = False,
+    max_pixels: MaxPixelsOpt = None,
     device: DeviceOpt = "auto",
     tile_size: TileOpt = 512,
     batch_size: BatchOpt = 4,
 ) -> None:
     """Find, outline, measure and (with --classifier) classify the cells of images with a trained
     network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
-    from blastseg.batch import PredictOptions, instance_rules, predict_files
+    from blastseg.batch import OutputRules, PredictOptions, instance_rules, predict_files
     from blastseg.config import validate
 
     rules = instance_rules(instances, min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction)
@@ -147,16 +230,17 @@ def predict(
         "tile_size": tile_size,
         "batch_size": batch_size,
         "instances": rules,
+        **({"max_pixels": max_pixels} if max_pixels is not None else {}),
     }
     options = validate(PredictOptions, flags, "command line")
     with progress_bar() as progress:
-        task = progress.add_task(f"predict {checkpoint}", total=len(images))
-        result = predict_files(images, out, options, overwrite, on_done=lambda *_: progress.advance(task))
+        on_done = image_progress(progress, f"predict {checkpoint}", len(images))
+        result = predict_files(images, out, options, OutputRules(overwrite, resume, fail_fast), on_done)
     summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
     blasts = f"; blasts {summary['blast_percent']}%" if summary["blast_percent"] is not None else ""
     console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}")
-    console.print(f"wrote {result.files} files, cells.csv and summary.json for {len(result.written)} image(s) to {out}")
+    report_batch(result, out, "cells.csv and summary.json")
 
 
 class ProgressMonitor:

@@ -38,7 +38,11 @@ class ModelFileError(BlastsegError):
     """A checkpoint, classifier or weights file is missing, broken, foreign, or of another architecture."""
 
 
-class OutputExistsError(BlastsegError):
+class OutputError(BlastsegError):
+    """An output folder cannot be made or written (a file is in the way, no permission)."""
+
+
+class OutputExistsError(OutputError):
     """An output file or run folder already exists and would be overwritten."""
 
 
@@ -47,6 +51,24 @@ class UnknownNameError(BlastsegError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+def describe_error(error: BaseException) -> str:
+    """``error`` on one line: a user mistake as it says, a system error with its file, anything
+    else with its type (``BLASTSEG_DEBUG=1`` shows the traceback).
+
+    >>> describe_error(FileNotFoundError(2, "No such file or directory", "a.jpg"))
+    'a.jpg: No such file or directory'
+    """
+    if isinstance(error, BlastsegError):
+        text = str(error)
+    elif isinstance(error, OSError) and error.strerror:
+        text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    elif isinstance(error, MemoryError):
+        text = "out of memory; try a smaller --batch-size or --tile-size, or a smaller image"
+    else:
+        text = f"unexpected {type(error).__name__}: {str(error).strip()}; rerun with BLASTSEG_DEBUG=1 for the traceback, and please report it"
+    return " ".join(text.split())
 
 
 def lookup(registry: dict, name: str, kind: str):

@@ -1,8 +1,13 @@
 """Reading images and masks; atomic writers.
 
 Every image comes back as RGB ``uint8`` HxWx3 whatever its file held (grey, RGBA, palette,
-16-bit). Every writer writes to a temporary file in the target folder and renames it, so an
-interrupted run never leaves a half-written file behind.
+16-bit). An image larger than ``max_pixels`` (default :data:`MAX_PIXELS`) is refused from its
+header, before anything is decoded, whatever its format.
+
+Every writer goes through :func:`atomic_path`: it writes a temporary file in the target folder and
+renames it, so an interrupted run never leaves a half-written file behind; files get the usual
+permissions (0644 under the default umask), and :func:`remove_stale_temps` clears what a killed
+process left.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io as _io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,8 @@ from PIL import Image, UnidentifiedImageError
 from blastseg.errors import ImageReadError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+MAX_PIXELS = 90_000_000  # about PIL's own safety limit: a 9500 x 9500 field; raise it with --max-pixels
+TEMP_SUFFIX = ".blastseg-tmp"
 
 
 def _check_file(path: Path) -> None:
@@ -47,26 +55,81 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.nan_to_num(values) / top, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _to_rgb(array: np.ndarray) -> np.ndarray:
+def _to_rgb(array: np.ndarray, source: object) -> np.ndarray:
     if array.ndim == 2:
-        return np.repeat(array[..., None], 3, axis=2)
-    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"{source}: unsupported image shape {array.shape} (expected H x W with 1, 3 or 4 channels)")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageReadError(f"{source}: image has no pixels ({array.shape[1]}x{array.shape[0]})")
+    if array.shape[2] == 1:
         return np.repeat(array, 3, axis=2)
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        return np.ascontiguousarray(array[..., :3])
-    raise ImageReadError(f"unsupported image shape {array.shape}")
+    return np.ascontiguousarray(array[..., :3])
 
 
-def _read_raw(path: Path) -> np.ndarray:
+def as_rgb(array: np.ndarray, source: object = "image") -> np.ndarray:
+    """An in-memory image (grey, RGB or RGBA, any integer or float dtype) as RGB ``uint8``.
+
+    >>> as_rgb(np.zeros((2, 3, 4), np.uint16)).shape
+    (2, 3, 3)
+    """
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise ImageReadError(f"{source}: unsupported pixel type {array.dtype}")
+    return _to_rgb(_to_uint8(array), source)
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}; "
+            "raise it with --max-pixels (or max_pixels in the recipe) if the image is genuine"
+        )
+
+
+def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
+    """The first page of a TIFF, its size checked from the header before decoding."""
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages.first
+            shape = page.shape
+            height, width = (shape[0], shape[1]) if len(shape) >= 2 else (shape[0] if shape else 0, 1)
+            _check_size(path, width, height, max_pixels)
+            if int(np.prod(shape)) > 4 * max_pixels:
+                raise ImageReadError(f"{path}: a {shape} page holds more samples than {max_pixels / 1e6:.0f} megapixels of RGBA")
+            return page.asarray()
+    except ImageReadError:
+        raise
+    except Exception as error:  # tifffile raises many types for corrupt files
+        raise ImageReadError(f"{path}: not a readable TIFF image ({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no details"
+
+
+@contextlib.contextmanager
+def _pil_limit(max_pixels: int) -> Iterator[None]:
+    """Let PIL open what ``max_pixels`` allows (its own bomb check would refuse or warn otherwise)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max(max_pixels, saved or 0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_raw(path: Path, max_pixels: int) -> np.ndarray:
     """Decode a file into an array with its own dtype and channels (palette expanded)."""
     _check_file(path)
     if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            return tifffile.imread(path)
-        except Exception as error:  # tifffile raises many types for corrupt files
-            raise ImageReadError(f"{path}: not a readable TIFF image ({error})") from None
+        return _read_tiff(path, max_pixels)
     try:
-        with Image.open(path) as image:
+        with _pil_limit(max_pixels), Image.open(path) as image:
+            _check_size(path, *image.size, max_pixels)
             image.load()
             if image.mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -77,30 +140,32 @@ def _read_raw(path: Path) -> np.ndarray:
             elif image.mode == "1":
                 image = image.convert("L")
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{path}: not a readable image ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, MemoryError) as error:
+        raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {_first_line(error)})") from None
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read any supported image file as RGB ``uint8`` with shape (H, W, 3).
 
     >>> read_image("smear.jpg").shape  # doctest: +SKIP
     (480, 640, 3)
     """
     path = Path(path)
-    return _to_rgb(_to_uint8(_read_raw(path)))
+    return _to_rgb(_to_uint8(_read_raw(path, max_pixels)), path)
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
+def read_mask(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a mask file as ``uint8``: HxW for grey masks, HxWx3 for colour-coded masks.
 
     Integer masks whose values fit in 0..255 keep their values whatever the file's bit depth
     (a 16-bit label mask of 0/1/2 stays 0/1/2); wider ones are scaled like images.
     """
     path = Path(path)
-    raw = _read_raw(path)
+    raw = _read_raw(path, max_pixels)
     fits = np.issubdtype(raw.dtype, np.integer) and raw.size and raw.min() >= 0 and raw.max() <= 255
     array = raw.astype(np.uint8) if fits else _to_uint8(raw)
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ImageReadError(f"{path}: unsupported mask shape {array.shape}")
     if array.ndim == 3:
         if array.shape[2] == 4:
             array = array[..., :3]
@@ -111,21 +176,37 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` with the
+    permissions a plain ``open`` would give (0644 under the default umask).
 
     >>> with atomic_path("out/summary.json") as tmp:  # doctest: +SKIP
     ...     tmp.write_text("{}")
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete the temporary files a killed writer left in ``folder``; returns how many."""
+    stale = list(Path(folder).glob(f".*{TEMP_SUFFIX}")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -155,17 +236,41 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
     """Write dict rows as CSV; columns default to the keys of the first row, in order."""
     columns = list(columns if columns is not None else (rows[0].keys() if rows else []))
+    return write_bytes(path, csv_text(rows, columns, header=True).encode())
+
+
+def append_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+    """Append rows to a CSV that :func:`write_csv` started (its header written when the file is new), flushed to disk."""
+    path = Path(path)
+    if not path.is_file():
+        return write_csv(path, rows, columns)
+    with path.open("a", newline="") as handle:
+        handle.write(csv_text(rows, columns, header=False))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def csv_text(rows: Sequence[dict], columns: Sequence[str], header: bool) -> str:
+    """Rows as CSV text; text that a spreadsheet would run as a formula is escaped.
+
+    >>> csv_text([{"image": "=cmd()", "area": 0.5}], ["image", "area"], header=False)
+    "'=cmd(),0.5\\n"
+    """
     buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
     for row in rows:
         writer.writerow({key: _csv_value(row.get(key)) for key in columns})
-    return write_bytes(path, buffer.getvalue().encode())
+    return buffer.getvalue()
 
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # OWASP's advice against CSV injection
     return value
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from blastseg.datasets.layouts import Sample, scan_dataset
 from blastseg.errors import ConfigError, DatasetError
-from blastseg.folders import refuse_existing
+from blastseg.folders import prepare_folder, refuse_existing
 from blastseg.io import write_csv, write_json
 from blastseg.labels import BINARY_TARGETS, target_mask
 from blastseg.metrics import METRICS, aggregate, segmentation_metrics
@@ -99,6 +99,7 @@ def evaluate_to_folder(
     out_dir = Path(out_dir)
     files = [out_dir / PER_IMAGE_CSV, out_dir / SUMMARY_JSON]
     refuse_existing(files, overwrite)
+    prepare_folder(out_dir)
     if isinstance(method, SegmentConfig):
         segmenter, preprocess, provenance = method.segmenter(), Pipeline.from_config(method.preprocess), method.model_dump(exclude={"kind"})
     else:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from blastseg.config import StrictModel, as_value_error, load_config, validate
+from blastseg.io import MAX_PIXELS
 from blastseg.postprocess import InstanceRules
 from blastseg.preprocess import Pipeline
 from blastseg.segment.classical import ClassicalSegmenter, create_segmenter
@@ -27,6 +28,7 @@ class SegmentConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
     instances: InstanceRules = Field(default_factory=InstanceRules)
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1, description="larger images are refused before they are decoded")
 
     @model_validator(mode="after")
     def _buildable(self) -> SegmentConfig:
@@ -36,7 +38,12 @@ class SegmentConfig(StrictModel):
 
     @classmethod
     def from_options(
-        cls, path: str | Path | None = None, method: str | None = None, target: str | None = None, params: dict[str, Any] | None = None
+        cls,
+        path: str | Path | None = None,
+        method: str | None = None,
+        target: str | None = None,
+        params: dict[str, Any] | None = None,
+        max_pixels: int | None = None,
     ) -> SegmentConfig:
         """A recipe file's values (the defaults without one), overridden by those given, validated again.
 
@@ -44,7 +51,7 @@ class SegmentConfig(StrictModel):
         {'open_size': 5}
         """
         config = load_config(path, cls) if path else cls()
-        updates = {"method": method, "target": target}
+        updates = {"method": method, "target": target, "max_pixels": max_pixels}
         merged = {**config.model_dump(), **{k: v for k, v in updates.items() if v}, "params": {**config.params, **(params or {})}}
         return validate(cls, merged, str(path or "command line"))
 
@@ -53,4 +60,4 @@ class SegmentConfig(StrictModel):
 
     def provenance(self) -> dict[str, Any]:
         """What ``summary.json`` records of this recipe."""
-        return self.model_dump(mode="json", exclude={"kind", "instances"})
+        return self.model_dump(mode="json", exclude={"kind", "instances", "max_pixels"})
