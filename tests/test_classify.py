@@ -73,7 +73,7 @@ def test_forest_arrays_predict_as_sklearn_and_survive_a_save_load_round_trip(tmp
     features = rng.normal(size=(120, len(FEATURES)))
     labels = (features[:, 0] + 0.5 * features[:, 3] > 0).astype(int) + (features[:, 5] > 1).astype(int)
     forest = fit_forest(features, labels, ForestParams(n_estimators=20), seed=0)
-    arrays = forest_arrays(forest)
+    arrays = forest_arrays(forest, 3)
     test = rng.normal(size=(50, len(FEATURES)))
     np.testing.assert_allclose(arrays.predict_proba(test), forest.predict_proba(test), atol=1e-6)
 
@@ -85,7 +85,7 @@ def test_forest_arrays_predict_as_sklearn_and_survive_a_save_load_round_trip(tmp
 
 
 def test_files_blastseg_did_not_write_are_refused(tmp_path):
-    arrays = forest_arrays(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1]))
+    arrays = forest_arrays(RandomForestClassifier(n_estimators=2, random_state=0).fit([[0.0], [1.0]], [0, 1]), 2)
     card = ClassifierCard(kind="random_forest", classes=["a", "b"], features=["area"])
     CellClassifier(card, forest=arrays).save(tmp_path / "c")
     (tmp_path / "other.json").write_text(json.dumps({"format": "pickle", "kind": "random_forest"}))
@@ -174,7 +174,7 @@ def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tm
 def test_classified_cells_are_counted_and_drawn_in_their_colours():
     write_classifier = ClassifierCard(kind="random_forest", classes=["blast", "normal"], features=["nc_ratio"])
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit([[0.1], [0.2], [0.6], [0.7]], [1, 1, 0, 0])
-    classifier = CellClassifier(write_classifier, forest=forest_arrays(forest))
+    classifier = CellClassifier(write_classifier, forest=forest_arrays(forest, 2))
     image, labels = synthetic_field((200, 300), FIELD_CELLS)
     result = analyze_labels("field.png", image, labels, classifier=classifier)
     by_place = {(round(row["y"]), round(row["x"])): row["class"] for row in result.cells}

@@ -131,7 +131,8 @@ def image_progress(progress: Progress, label: str, total: int):
 
     def done(path: Path, error: str | None) -> None:
         if error:
-            progress.console.print(f"failed: {path}: {error}", markup=False, highlight=False)
+            named = error if error.startswith(str(path)) else f"{path}: {error}"
+            progress.console.print(f"failed: {named}", markup=False, highlight=False)
         progress.advance(task)
 
     return done
@@ -387,6 +388,8 @@ def classify_train(
         table.add_row(name, str(stats["support"]), f"{stats['precision']:.3f}", f"{stats['recall']:.3f}", f"{stats['f1']:.3f}")
     Console().print(table)
     console.print(f"macro F1 {scores.macro_f1:.4f} (majority-class baseline {scores.majority_baseline['macro_f1']:.4f}), accuracy {scores.accuracy:.4f}")
+    for warning in scores.warnings:
+        console.print(f"warning: {warning}", markup=False)
     for name, count in scores.left_out_classes.items():
         console.print(f"left out {name}: {count} cells, fewer than the {cfg.folds} folds")
     if scores.unmatched_centroids:

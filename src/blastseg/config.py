@@ -16,12 +16,13 @@ blastseg.errors.ConfigError: blur: unknown key 'size'; valid keys: kernel
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from blastseg.errors import BlastsegError, ConfigError
 
@@ -29,9 +30,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """A schema whose unknown keys are errors."""
+    """A schema whose unknown keys are errors and whose numbers are finite (no NaN or infinity)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _valid_keys(model: type[BaseModel], path: tuple) -> list[str]:
@@ -57,12 +58,28 @@ def explain(error: ValidationError, model: type[BaseModel], source: str) -> str:
     return f"{source}: {where}: {message}" if where else f"{source}: {message}"
 
 
-def validate(model: type[ModelT], data: Any, source: str, error: type[BlastsegError] = ConfigError) -> ModelT:
-    """``model`` built from ``data``; any mistake becomes one line of ``error`` naming ``source``."""
+def validate(model: type[ModelT], data: Any, source: str, error: type[BlastsegError] = ConfigError, base: Path | None = None) -> ModelT:
+    """``model`` built from ``data``; any mistake becomes one line of ``error`` naming ``source``.
+    Relative :data:`FilePath` values resolve against ``base`` (the recipe's folder; default the working directory)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"base": base})
     except ValidationError as problem:
         raise error(explain(problem, model, source)) from None
+    except RecursionError:
+        raise error(f"{source}: nested too deeply") from None
+
+
+def _absolute(value: str, info: ValidationInfo) -> str:
+    if value == "default":  # the bundled model, not a file
+        return value
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base") or Path.cwd()
+    return os.path.normpath(path if path.is_absolute() else Path(base) / path)
+
+
+FilePath = Annotated[str, AfterValidator(_absolute)]
+"""A file or folder named in a recipe: stored absolute, a relative one taken from the recipe's
+folder (so a run resumes the same wherever it is started); ``default`` stays the bundled model."""
 
 
 def as_value_error(check, *args, **kwargs):
@@ -89,6 +106,8 @@ def load_config(path: str | Path, model: type[ModelT]) -> ModelT:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as problem:
         raise ConfigError(f"{path}: not valid YAML ({str(problem).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as problem:
+        raise ConfigError(f"{path}: not a readable YAML file ({type(problem).__name__})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    return validate(model, data, str(path))
+    return validate(model, data, str(path), base=path.absolute().parent)

@@ -30,6 +30,10 @@ class ConfigError(BlastsegError):
     """A configuration value or key is invalid."""
 
 
+class TrainingError(BlastsegError):
+    """Training cannot go on (the loss diverged)."""
+
+
 class AnnotationError(BlastsegError):
     """An annotation file (ALL-IDB ``.xyc`` centroids, Pascal VOC boxes) is missing or malformed."""
 

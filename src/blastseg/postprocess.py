@@ -136,7 +136,9 @@ class InstanceRules(StrictModel):
     ``open_size`` (5) opening breaks weak bridges between touching cells; ``close_size`` (5)
     closing seals small gaps in a cell's outline; holes are filled; components smaller than
     ``min_area`` (100) are specks and dropped, larger than ``max_area`` (none) are clumps and
-    dropped; with ``split`` touching cells are separated by watershed where the neck between them
+    dropped, and so is one covering more than ``max_image_fraction`` (0.9) of the image (the
+    background of a blank or black frame, not a cell; the largest cell in a Zheng crop covers
+    0.52); with ``split`` touching cells are separated by watershed where the neck between them
     is narrow (``split_depth`` 0.3, see :func:`split_by_depth`); cells whose nucleus covers fewer
     than ``min_nucleus_area`` (0) pixels or less than ``min_nucleus_fraction`` (0.2) of the
     largest nucleus in the image are dropped (a white cell has a nucleus; specks, platelets and
@@ -145,8 +147,8 @@ class InstanceRules(StrictModel):
     and hold at any scale.
     """
 
-    open_size: int = Field(default=5, ge=1)
-    close_size: int = Field(default=5, ge=1)
+    open_size: int = Field(default=5, ge=1, le=255)
+    close_size: int = Field(default=5, ge=1, le=255)
     fill_holes: bool = True
     min_area: int = Field(default=100, ge=0)
     max_area: int | None = Field(default=None, ge=1)
@@ -154,6 +156,7 @@ class InstanceRules(StrictModel):
     split_depth: float = Field(default=0.3, gt=0, lt=1)
     min_nucleus_area: int = Field(default=0, ge=0)
     min_nucleus_fraction: float = Field(default=0.2, ge=0, le=1)
+    max_image_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
 class InstancesFile(StrictModel):
@@ -202,7 +205,9 @@ def cell_instances(labels: np.ndarray, rules: InstanceRules | None = None) -> np
         instances = split_by_depth(mask, rules.split_depth)
     else:
         instances = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[1]
-    instances = filter_areas(instances.astype(np.int32), rules.min_area, rules.max_area)
+    largest = int(rules.max_image_fraction * labels.size)
+    max_area = min(rules.max_area, largest) if rules.max_area is not None else largest
+    instances = filter_areas(instances.astype(np.int32), rules.min_area, max_area)
     if rules.min_nucleus_area or rules.min_nucleus_fraction:
         instances = drop_small_nuclei(instances, labels, rules.min_nucleus_area, rules.min_nucleus_fraction)
     return instances

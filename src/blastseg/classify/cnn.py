@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from blastseg.artifacts import load_state, read_weights
-from blastseg.config import StrictModel
+from blastseg.config import FilePath, StrictModel
 from blastseg.errors import ConfigError
 from blastseg.preprocess import Normalize, Resize
 from blastseg.tensors import to_tensor
@@ -29,8 +29,8 @@ class CnnSpec(StrictModel):
     """What builds the network and feeds it (saved in the classifier's card)."""
 
     backbone: str | None = Field(default=None, description="a timm model name (random weights); null: the small CNN")
-    weights_path: str | None = Field(default=None, description="local timm weights (.safetensors) for the backbone")
-    input_size: int = Field(default=64, ge=16, description="crops are resized to this square")
+    weights_path: FilePath | None = Field(default=None, description="local timm weights (.safetensors) for the backbone")
+    input_size: int = Field(default=64, ge=16, le=1024, description="crops are resized to this square")
 
 
 class SmallCnn(nn.Module):

@@ -38,20 +38,35 @@ class ForestArrays:
         return cls(**{name: arrays[name] for name in cls.__dataclass_fields__})
 
     def check(self, n_features: int, n_classes: int) -> None:
-        """Raise ``ValueError`` unless the arrays form a forest over these features and classes."""
+        """Raise ``ValueError`` unless the arrays form a forest over these features and classes.
+
+        Every child index must point further into its own tree (as scikit-learn stores trees),
+        so a crafted file cannot make prediction loop forever or read outside the arrays.
+        """
+        for name in ("offsets", "left", "right", "feature"):
+            if getattr(self, name).ndim != 1 or getattr(self, name).dtype.kind not in "iu":
+                raise ValueError(f"{name} must be a 1-D array of integers")
         nodes = self.left.size
         if not all(getattr(self, n).shape[0] == nodes for n in ("right", "feature", "threshold", "leaf_fractions")):
             raise ValueError("node arrays of different lengths")
         if self.leaf_fractions.ndim != 2 or self.leaf_fractions.shape[1] != n_classes:
             raise ValueError(f"leaf fractions over {self.leaf_fractions.shape[-1]} classes, expected {n_classes}")
-        internal = self.left >= 0
+        if not (np.all(np.isfinite(self.threshold)) and np.all(np.isfinite(self.leaf_fractions))):
+            raise ValueError("thresholds and leaf fractions must be finite")
+        offsets = self.offsets.astype(np.int64)
+        if not offsets.size or offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] >= nodes:
+            raise ValueError("tree offsets must start at 0 and increase within the node arrays")
+        node = np.arange(nodes)
+        start = offsets[np.searchsorted(offsets, node, side="right") - 1]
+        size = np.append(offsets[1:], nodes)[np.searchsorted(offsets, node, side="right") - 1] - start
+        local, left, right = node - start, self.left.astype(np.int64), self.right.astype(np.int64)
+        internal, leaf = left >= 0, (left == -1) & (right == -1)
+        if not np.all(internal | leaf) or np.any(internal & (right < 0)):
+            raise ValueError("a node with only one child")
+        if np.any(internal & ((left <= local) | (right <= local) | (left >= size) | (right >= size))):
+            raise ValueError("a child index that does not point further into its own tree")
         if internal.any() and (self.feature[internal].max() >= n_features or self.feature[internal].min() < 0):
             raise ValueError("a split on a feature the card does not list")
-        ends = np.append(self.offsets[1:], nodes)
-        for start, end in zip(self.offsets, ends):
-            children = np.concatenate([self.left[start:end], self.right[start:end]])
-            if children.max(initial=-1) >= end - start or not np.all(children[children >= 0] > 0):
-                raise ValueError("a child index outside its tree")
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Mean over trees of the class fractions of the leaf each row falls in (as sklearn)."""

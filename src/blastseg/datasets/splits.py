@@ -57,6 +57,8 @@ def kfold_splits(samples: Sequence[Sample], folds: int, val_fraction: float, see
     """``folds`` splits whose test parts partition the data; validation is cut from the rest."""
     if folds < 2:
         raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
+    if folds > len(samples):
+        raise DatasetError(f"{folds}-fold cross-validation needs at least {folds} images; the dataset has {len(samples)}: lower --folds")
     rng = np.random.default_rng(seed)
     shuffled = {g: [ids[i] for i in rng.permutation(len(ids))] for g, ids in _by_group(samples).items()}
     splits = []
@@ -69,6 +71,9 @@ def kfold_splits(samples: Sequence[Sample], folds: int, val_fraction: float, see
             split["test"] += test
             split["val"] += rest[:n_val]
             split["train"] += rest[n_val:]
+        if not split["train"] or not split["test"]:
+            part = "training" if not split["train"] else "test"
+            raise DatasetError(f"fold {fold + 1} of {folds} has no {part} image (the folds are cut within each sub-dataset): lower --folds")
         splits.append(split)
     return splits
 

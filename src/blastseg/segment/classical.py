@@ -140,13 +140,16 @@ class HsvSegmenter(ClassicalSegmenter):
         return Segmentation(mask_to_labels(mask, self.target), info={"threshold": self.threshold})
 
 
-def fit_centers(pixels: np.ndarray, k: int, sample_size: int, seed: int) -> np.ndarray:
-    """k-means centres fitted on a random sample of at most ``sample_size`` pixels."""
+def fit_centers(pixels: np.ndarray, k: int, sample_size: int, seed: int) -> np.ndarray | None:
+    """k-means centres fitted on a random sample of at most ``sample_size`` pixels; ``None`` when
+    the sample holds fewer than ``k`` distinct colours (a blank or tiny image has no k clusters)."""
     from sklearn.cluster import KMeans
 
     rng = np.random.default_rng(seed)
     if len(pixels) > sample_size:
         pixels = pixels[rng.choice(len(pixels), sample_size, replace=False)]
+    if len(np.unique(pixels, axis=0)) < k:
+        return None
     model = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(pixels)
     return model.cluster_centers_.astype(np.float32)
 
@@ -177,10 +180,10 @@ class KMeansSegmenter(ClassicalSegmenter):
 
     name: ClassVar[str] = "kmeans"
     target: Literal["nucleus", "cell", "multiclass"] = "nucleus"
-    k: int = Field(default=3, ge=2)
+    k: int = Field(default=3, ge=2, le=32)
     k_range: tuple[int, int] = (2, 6)
-    sample_size: int = Field(default=20000, ge=1)
-    blur: int = Field(default=3, ge=0, description="Gaussian kernel before clustering, odd (0 or 1: none)")
+    sample_size: int = Field(default=20000, ge=100, le=10_000_000)
+    blur: int = Field(default=3, ge=0, le=99, description="Gaussian kernel before clustering, odd (0 or 1: none)")
     open_size: int = Field(default=3, ge=1)
     cell_open_size: int = Field(default=5, ge=1)
     min_fraction: float = Field(default=0.1, ge=0, le=1)
@@ -192,8 +195,8 @@ class KMeansSegmenter(ClassicalSegmenter):
     @field_validator("k_range")
     @classmethod
     def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if value[0] < 2 or value[1] < value[0]:
-            raise ValueError(f"needs 2 <= lo <= hi, got {list(value)}")
+        if value[0] < 2 or value[1] < value[0] or value[1] > 32:
+            raise ValueError(f"needs 2 <= lo <= hi <= 32, got {list(value)}")
         return value
 
     @field_validator("blur")
@@ -209,10 +212,13 @@ class KMeansSegmenter(ClassicalSegmenter):
             image = Gaussian(kernel=self.blur)(image)
         return to_lab(image).astype(np.float32)
 
-    def cluster(self, lab: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster ids (HxW) and centres, renumbered so that cluster 0 is the darkest."""
+    def cluster(self, lab: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Cluster ids (HxW) and centres, renumbered so that cluster 0 is the darkest; ``None``
+        for an image of fewer than ``k`` colours."""
         pixels = lab.reshape(-1, 3)
         centers = fit_centers(pixels, k, self.sample_size, self.seed)
+        if centers is None:
+            return None
         order = np.argsort(centers[:, 0])
         centers = centers[order]
         ids = assign(pixels, centers).reshape(lab.shape[:2])
@@ -220,7 +226,10 @@ class KMeansSegmenter(ClassicalSegmenter):
 
     def segment(self, image: np.ndarray) -> Segmentation:
         lab = self.lab_pixels(image)
-        ids, centers = self.cluster(lab, self.k)
+        clusters = self.cluster(lab, self.k)
+        if clusters is None:  # a blank or tiny image holds no cells
+            return Segmentation(np.zeros(image.shape[:2], np.uint8), info={"k": self.k, "note": f"fewer than {self.k} distinct colours"})
+        ids, centers = clusters
         nucleus = clean_mask(ids == 0, self.open_size, self.min_fraction)
         info: dict[str, Any] = {"k": self.k, "centers_lab": centers.round(1).tolist()}
         if self.target == "nucleus":
@@ -259,7 +268,10 @@ class KMeansSegmenter(ClassicalSegmenter):
         lab = self.lab_pixels(image)
         table, masks = [], []
         for k in range(self.k_range[0], self.k_range[1] + 1):
-            ids, _ = self.cluster(lab, k)
+            clusters = self.cluster(lab, k)
+            if clusters is None:
+                raise MaskError(f"the image has fewer than {k} distinct colours: nothing for the k-means sweep to separate")
+            ids = clusters[0]
             candidates = {f"darkest {j}": ids < j for j in range(1, k)}
             candidates.update({f"cluster {c}": ids == c for c in range(1, k)})
             scored = []

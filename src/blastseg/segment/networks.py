@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from blastseg.artifacts import load_state, read_weights
-from blastseg.config import StrictModel, validate
+from blastseg.config import FilePath, StrictModel, validate
 from blastseg.errors import ConfigError, lookup
 
 # name → (smp architecture, default encoder)
@@ -39,7 +39,7 @@ class ModelSpec(StrictModel):
     decoder_channels: list[int] | None = None
     in_channels: int = Field(default=3, description="3 (RGB) or 1 (the mean of the three)")
     classes: int = Field(default=1, ge=1)
-    encoder_weights_path: str | None = None
+    encoder_weights_path: FilePath | None = None
 
     def resolved(self) -> ModelSpec:
         """A copy with the registry defaults filled in (what a checkpoint records)."""

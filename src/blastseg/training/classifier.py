@@ -30,7 +30,7 @@ from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.cnn import fit_network
 from blastseg.training.forest import fit_forest, forest_arrays
 from blastseg.training.labelled_cells import LabelledCells, collect_cells
-from blastseg.training.runs import prepare_run
+from blastseg.training.runs import CLASSIFIER_RUN, prepare_run
 
 
 def labelled_samples(config: ClassifyConfig) -> list[Sample]:
@@ -46,10 +46,9 @@ def labelled_samples(config: ClassifyConfig) -> list[Sample]:
     return samples
 
 
-def gather(config: ClassifyConfig, on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
-    """Find and label the cells of the recipe's dataset (see :mod:`blastseg.training.labelled_cells`)."""
+def gather(config: ClassifyConfig, samples: list[Sample], on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
+    """Find and label the cells of the recipe's ``samples`` (see :mod:`blastseg.training.labelled_cells`)."""
     data = config.data
-    samples = labelled_samples(config)
     segment = None
     if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
         segmenter = load_segmenter(data.checkpoint, device=config.device)
@@ -79,7 +78,8 @@ class Learner:
         card = ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
         if config.model == "random_forest":
             forest = fit_forest(self.features[indices], targets[indices], config.random_forest, config.seed)
-            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=forest_arrays(forest))
+            arrays = forest_arrays(forest, len(self.classes))
+            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=arrays)
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
         spec = config.cnn.spec().model_copy(update={"weights_path": None})
@@ -139,6 +139,26 @@ class ClassifierScores:
     left_out_classes: dict[str, int]
     unmatched_centroids: int
     skipped_images: int
+    warnings: list[str]
+
+
+def single_image_classes(labels: list[str], groups: list[str]) -> list[str]:
+    """Warnings for classes whose cells all come from one image: cross-validation keeps an image
+    in one fold, so those cells are scored by a model that never saw their class.
+
+    >>> single_image_classes(["a", "a", "b", "b"], ["x", "y", "z", "z"])
+    ['all 2 cells of class b come from one image (z): their cross-validated scores test a model that never saw the class; add images of it']
+    """
+    warnings = []
+    for name in sorted(set(labels)):
+        images = {g for label, g in zip(labels, groups) if label == name}
+        if len(images) == 1:
+            count = labels.count(name)
+            warnings.append(
+                f"all {count} cells of class {name} come from one image ({next(iter(images))}): "
+                "their cross-validated scores test a model that never saw the class; add images of it"
+            )
+    return warnings
 
 
 def write_cv_outputs(
@@ -171,14 +191,16 @@ def write_cv_outputs(
 def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None) -> ClassifierScores:
     """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
     run_dir = Path(run_dir)
-    prepare_run(run_dir, overwrite)
+    samples = labelled_samples(config)  # the data is checked before anything in run_dir is replaced
+    prepare_run(run_dir, overwrite, CLASSIFIER_RUN)
     seed_everything(config.seed)
-    cells = gather(config, on_done)
+    cells = gather(config, samples, on_done)
     classes, rare = split_rare_classes(cells.labels(), config.folds)
     cells = without_classes(cells, rare)
     targets = np.array([classes.index(label) for label in cells.labels()])
     learner = Learner(config, cells, classes)
-    proba, fold_of = cross_validated_proba(learner, targets, [row["image"] for row in cells.rows], config.folds, config.seed)
+    groups = [row["image"] for row in cells.rows]
+    proba, fold_of = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
     scores = ClassifierScores(
         model=config.model,
         folds=config.folds,
@@ -189,6 +211,7 @@ def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: boo
         left_out_classes=rare,
         unmatched_centroids=len(cells.unmatched),
         skipped_images=len(cells.skipped),
+        warnings=single_image_classes(cells.labels(), groups),
     )
     write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)

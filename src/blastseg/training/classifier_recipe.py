@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from blastseg.cells import FEATURES
-from blastseg.config import StrictModel
+from blastseg.config import FilePath, StrictModel
 from blastseg.datasets.layouts import LayoutName
 from blastseg.datasets.masks import EncodingName
 from blastseg.postprocess import InstanceRules
@@ -22,14 +22,14 @@ from blastseg.training.forest import ForestParams
 
 
 class ClassifyData(StrictModel):
-    path: str = Field(description="dataset folder: Zheng, ALL-IDB1 (.xyc), ALL-IDB2, class sub-folders, images/ + labels.csv")
+    path: FilePath = Field(description="dataset folder: Zheng, ALL-IDB1 (.xyc), ALL-IDB2, class sub-folders, images/ + labels.csv")
     layout: LayoutName = "auto"
     mask_encoding: EncodingName | None = None
-    labels_csv: str | None = Field(default=None, description="image_id,class_label CSV overriding the layout's labels")
+    labels_csv: FilePath | None = Field(default=None, description="image_id,class_label CSV overriding the layout's labels")
     segmentation: Literal["auto", "masks", "model"] = Field(
         default="auto", description="auto: the dataset's masks where present, else the checkpoint; masks: masks only; model: always the checkpoint"
     )
-    checkpoint: str = Field(default="default", description="segmentation checkpoint for images without masks")
+    checkpoint: FilePath = Field(default="default", description="segmentation checkpoint for images without masks")
     match_radius: float | None = Field(default=None, gt=0, description=".xyc matching radius in pixels (default: each cell's equivalent radius)")
     instances: InstanceRules = Field(default_factory=InstanceRules)
     crop_scale: float | None = Field(

@@ -21,9 +21,9 @@ from blastseg.training.augment import AugmentConfig, build_augmentation
 class CnnTraining(CnnSpec):
     """The network and how it is trained (YAML ``cnn:`` section of a classifier recipe)."""
 
-    epochs: int = Field(default=40, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=40, ge=1, le=100_000)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    lr: float = Field(default=1e-3, gt=0, le=10)
     weight_decay: float = Field(default=1e-4, ge=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 

@@ -2,7 +2,7 @@
 plain arrays :class:`~blastseg.classify.forest.ForestArrays` predicts from.
 
 >>> features = np.array([[0.0], [1.0], [2.0], [3.0]]); labels = np.array([0, 0, 1, 1])
->>> forest = forest_arrays(fit_forest(features, labels, ForestParams(n_estimators=5)))
+>>> forest = forest_arrays(fit_forest(features, labels, ForestParams(n_estimators=5)), n_classes=2)
 >>> forest.predict_proba(np.array([[0.5], [2.5]])).argmax(axis=1).tolist()
 [0, 1]
 """
@@ -33,11 +33,14 @@ def fit_forest(features: np.ndarray, labels: np.ndarray, params: ForestParams, s
     return forest.fit(features, labels)
 
 
-def forest_arrays(forest: RandomForestClassifier) -> ForestArrays:
-    """Every node of every fitted tree as plain arrays (child indices local to their tree)."""
+def forest_arrays(forest: RandomForestClassifier, n_classes: int) -> ForestArrays:
+    """Every node of every fitted tree as plain arrays (child indices local to their tree), with
+    class fractions over all ``n_classes`` labels 0..n-1, zero for those absent from the fit."""
     trees = [estimator.tree_ for estimator in forest.estimators_]
     values = [tree.value[:, 0, :] for tree in trees]
-    fractions = [v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12) for v in values]
+    fractions = [np.zeros((len(v), n_classes)) for v in values]
+    for full, v in zip(fractions, values):
+        full[:, forest.classes_.astype(int)] = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12)
     return ForestArrays(
         offsets=np.cumsum([0] + [tree.node_count for tree in trees[:-1]]).astype(np.int64),
         left=np.concatenate([tree.children_left for tree in trees]).astype(np.int32),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from blastseg.config import StrictModel, as_value_error
+from blastseg.config import FilePath, StrictModel, as_value_error
 from blastseg.datasets.layouts import LayoutName
 from blastseg.datasets.masks import EncodingName
 from blastseg.preprocess import Pipeline
@@ -22,13 +22,16 @@ from blastseg.training.augment import AugmentConfig
 from blastseg.training.losses import parse_loss
 
 
+MAX_BATCH_PIXELS = 128 * 512 * 512  # per training step; far beyond what a 80 GB GPU trains
+
+
 class DataConfig(StrictModel):
-    path: str = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
+    path: FilePath = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
     layout: LayoutName = "auto"
     mask_encoding: EncodingName | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
-    crop_size: int = Field(default=160, ge=32, description="square training crop; multiple of 32")
+    crop_size: int = Field(default=160, ge=32, le=2048, description="square training crop; multiple of 32")
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("crop_size")
@@ -36,6 +39,13 @@ class DataConfig(StrictModel):
     def _multiple_of_32(cls, value: int) -> int:
         if value % 32:
             raise ValueError(f"must be a multiple of 32, got {value}")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in value) or abs(sum(value) - 1) > 1e-6 or value[0] == 0:
+            raise ValueError(f"needs three non-negative fractions (train, val, test) summing to 1 with some training, got {list(value)}")
         return value
 
     @field_validator("preprocess")
@@ -46,15 +56,15 @@ class DataConfig(StrictModel):
 
 
 class OptimConfig(StrictModel):
-    epochs: int = Field(default=100, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    lr: float = Field(default=1e-4, gt=0)
+    epochs: int = Field(default=100, ge=1, le=100_000)
+    batch_size: int = Field(default=8, ge=1, le=512, description="crops per step; memory grows with batch_size x crop_size squared")
+    lr: float = Field(default=1e-4, gt=0, le=10)
     weight_decay: float = Field(default=0.0, ge=0)
     lr_patience: int = Field(default=5, ge=0, description="epochs without a better val Dice before the LR drops")
     lr_factor: float = Field(default=0.5, gt=0, lt=1)
     patience: int = Field(default=15, ge=1, description="early stopping: epochs without a better val Dice")
     max_minutes: float | None = Field(default=None, gt=0, description="stop after this much training time")
-    steps_per_epoch: int | None = Field(default=None, ge=1, description="batches per epoch (default: one pass)")
+    steps_per_epoch: int | None = Field(default=None, ge=1, le=1_000_000, description="batches per epoch (default: one pass)")
     device: DeviceName = "auto"
     amp: bool = Field(default=True, description="mixed precision (CUDA only)")
     seed: int = 0
@@ -71,6 +81,16 @@ class TrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     threshold: float = Field(default=0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> TrainConfig:
+        pixels = self.optim.batch_size * self.data.crop_size**2
+        if pixels > MAX_BATCH_PIXELS:
+            raise ValueError(
+                f"optim.batch_size {self.optim.batch_size} x data.crop_size {self.data.crop_size}^2 is {pixels / 1e6:.0f} megapixels per step, "
+                f"over {MAX_BATCH_PIXELS / 1e6:.0f}: lower one of them"
+            )
+        return self
 
     @field_validator("model")
     @classmethod

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from blastseg.datasets.layouts import Sample, scan_dataset
 from blastseg.datasets.splits import kfold_splits, select, split_samples
-from blastseg.errors import ConfigError, DatasetError
+from blastseg.errors import ConfigError, DatasetError, TrainingError
 from blastseg.evaluation.segmentation import evaluate_segmenter, evaluated_targets
 from blastseg.io import write_bytes, write_csv, write_json
 from blastseg.labels import target_mask
@@ -38,7 +38,7 @@ from blastseg.training.augment import build_augmentation
 from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.losses import build_loss
 from blastseg.training.recipe import TrainConfig
-from blastseg.training.runs import Progress, load_resume_state, prepare_run, reopen_run, save_resume_state, start_run
+from blastseg.training.runs import Progress, has_resume_state, load_resume_state, prepare_run, reopen_run, save_resume_state, start_run
 
 
 class Monitor:
@@ -118,7 +118,7 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.optim.lr_factor, patience=config.optim.lr_patience)
     scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
     progress = Progress()
-    if resume:
+    if resume and has_resume_state(run_dir):
         load_weights(model, run_dir / "last.safetensors", f"the run's {config.model.name}")
         progress = load_resume_state(run_dir, optimizer, scheduler, scaler, device)
     return Session(
@@ -149,7 +149,11 @@ def epoch_loader(session: Session, epoch: int) -> DataLoader:
 
 
 def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float:
-    """One pass over ``loader``; mixed precision when the scaler is enabled (CUDA). Mean loss."""
+    """One pass over ``loader``; mixed precision when the scaler is enabled (CUDA). Mean loss.
+
+    A loss that is not finite stops the run with a one-line error before anything is saved
+    (the weights would be NaN from then on).
+    """
     model, optimizer, scaler = session.model, session.optimizer, session.scaler
     device = next(model.parameters()).device
     model.train()
@@ -159,6 +163,10 @@ def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             loss = session.loss_fn(model(images), targets)
+        if not torch.isfinite(loss) and not scaler.is_enabled():  # AMP skips such steps itself
+            raise TrainingError(
+                f"training diverged: the loss became {loss.item()} at step {len(losses) + 1} of epoch {session.progress.epoch + 1}; lower optim.lr"
+            )
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -294,7 +302,7 @@ def cross_validate(config: TrainConfig, run_dir: str | Path, folds: int, overwri
     """Train one run per fold (``run_dir/fold_N``) and report mean and std of the test scores."""
     run_dir = Path(run_dir)
     splits = kfold_splits(annotated_samples(config), folds, config.data.split[1], config.data.seed)
-    prepare_run(run_dir, overwrite)
+    prepare_run(run_dir, overwrite)  # after the folds are known to work
     results = [train(config, run_dir / f"fold_{i + 1}", split=s, monitor=monitor) for i, s in enumerate(splits)]
     test: dict[str, dict[str, dict[str, Any]]] = {}
     for target in results[0].test:
