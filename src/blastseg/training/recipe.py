@@ -21,7 +21,6 @@ from blastseg.segment.networks import MODELS, ModelSpec
 from blastseg.training.augment import AugmentConfig
 from blastseg.training.losses import parse_loss
 
-
 MAX_BATCH_PIXELS = 128 * 512 * 512  # per training step; far beyond what a 80 GB GPU trains
 
 
