@@ -202,7 +202,7 @@ def test_multiclass_grey_input_and_summed_losses_train(cells_dataset, tmp_path):
     assert set(result.test) == {"nucleus", "cell"}
     card = json.loads((tmp_path / "run" / "best.json").read_text())
     assert card["output"] == "multiclass" and card["model"]["classes"] == 3 and card["model"]["in_channels"] == 1
-    with pytest.raises(ValueError, match="in_channels must be 3"):
+    with pytest.raises(ValueError, match="in_channels\n  Input should be 1 or 3"):
         TrainConfig.model_validate({**spec, "model": {"in_channels": 4}})
 
 

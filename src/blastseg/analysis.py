@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from blastseg.cells import cell_rows
-from blastseg.io import read_image
+from blastseg.io import as_rgb, read_image
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.render import class_colours, classified_overlay, overlay
@@ -103,14 +103,16 @@ def analyze(
 ) -> Analysis:
     """Segment, find, measure and classify the cells of one image in a single call (notebooks).
 
-    ``image`` is an RGB array or a file; ``segmenter`` a segmentation checkpoint or a loaded
+    ``image`` is an array (grey, RGB or RGBA, any dtype; taken as :func:`~blastseg.io.as_rgb` does) or a file; ``segmenter`` a segmentation checkpoint or a loaded
     segmenter; ``classifier`` a classifier file, a loaded one, ``default`` (the bundled white-cell
     type classifier) or ``None``. For many images, load both once and pass them.
     """
     from blastseg.classify.model import CellClassifier
 
     name = "image"
-    if not isinstance(image, np.ndarray):
+    if isinstance(image, np.ndarray):
+        image = as_rgb(image)
+    else:
         name, image = Path(image).name, read_image(image)
     if classifier is not None and not isinstance(classifier, CellClassifier):
         classifier = CellClassifier.load(classifier, device=device)

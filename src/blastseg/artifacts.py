@@ -12,6 +12,7 @@ torch is imported only by the functions that move tensors, so reading a card sta
 from __future__ import annotations
 
 import json
+import pickle
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -60,6 +61,8 @@ def read_card(path: Path, model: type[CardT], fmt: str, what: str) -> CardT:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: not a readable {what} card ({error})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a {what} card (nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         found = data.get("format") if isinstance(data, dict) else None
         raise ModelFileError(f"{path}: not a blastseg {what} (format {found!r})")
@@ -87,8 +90,14 @@ def read_weights(path: str | Path, what: str = "weights") -> dict[str, torch.Ten
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's own message advises weights_only=False, which would run the file's code
+        raise ModelFileError(
+            f"{what} {path}: holds Python objects besides tensors, which blastseg never unpickles; "
+            "save a plain state dict (torch.save(model.state_dict(), ...)) or a .safetensors file"
+        ) from None
     except Exception as error:
-        raise ModelFileError(f"{what} {path}: cannot read ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+        raise ModelFileError(f"{what} {path}: cannot read ({type(error).__name__}: {reason})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{what} {path}: expected a state dict of tensors")
     return state

@@ -273,7 +273,9 @@ class ProgressMonitor:
 def train_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML training recipe (see configs/unet.yaml).", rich_help_panel=INPUT)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/CONFIG_NAME).", rich_help_panel=OUTPUT)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.", rich_help_panel=OUTPUT)] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run in --out (with --config: start it if it never began).", rich_help_panel=OUTPUT)
+    ] = False,
     folds: Annotated[int, typer.Option("--folds", help="K-fold cross-validation (0: one seeded train/val/test split).", rich_help_panel=INPUT)] = 0,
     overwrite: OverwriteOpt = False,
 ) -> None:

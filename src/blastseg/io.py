@@ -58,12 +58,12 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 def _to_rgb(array: np.ndarray, source: object) -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ImageReadError(f"{source}: unsupported image shape {array.shape} (expected H x W with 1, 3 or 4 channels)")
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"{source}: unsupported image shape {array.shape} (expected H x W with 1 to 4 channels)")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageReadError(f"{source}: image has no pixels ({array.shape[1]}x{array.shape[0]})")
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
+    if array.shape[2] <= 2:  # grey, or grey + alpha
+        return np.repeat(array[..., :1], 3, axis=2)
     return np.ascontiguousarray(array[..., :3])
 
 
@@ -110,10 +110,11 @@ def _first_line(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _pil_limit(max_pixels: int) -> Iterator[None]:
-    """Let PIL open what ``max_pixels`` allows (its own bomb check would refuse or warn otherwise)."""
+def _pil_header_only() -> Iterator[None]:
+    """PIL's own bomb check off while a header is read: ``max_pixels`` is checked from it instead,
+    before anything is decoded (PIL's check would refuse in its own words, or warn)."""
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max(max_pixels, saved or 0)
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -128,7 +129,7 @@ def _read_raw(path: Path, max_pixels: int) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         return _read_tiff(path, max_pixels)
     try:
-        with _pil_limit(max_pixels), Image.open(path) as image:
+        with _pil_header_only(), Image.open(path) as image:
             _check_size(path, *image.size, max_pixels)
             image.load()
             if image.mode == "P":

@@ -54,7 +54,7 @@ def _odd(value: int) -> int:
     return value
 
 
-OddKernel = Annotated[int, Field(ge=1), AfterValidator(_odd)]
+OddKernel = Annotated[int, Field(ge=1, le=255), AfterValidator(_odd)]
 
 
 class Step(StrictModel):
@@ -73,7 +73,7 @@ class HsvSaturation(Step):
     """Multiply HSV saturation by ``factor`` (clipped to 255): stained nuclei stand out."""
 
     name: ClassVar[str] = "hsv_saturation"
-    factor: float = Field(default=2.0, ge=0)
+    factor: float = Field(default=2.0, ge=0, le=100)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         hsv = to_hsv(image)
@@ -94,8 +94,8 @@ class Clahe(Step):
     """Contrast-limited adaptive histogram equalisation of the L* channel."""
 
     name: ClassVar[str] = "clahe"
-    clip_limit: float = Field(default=2.0, gt=0)
-    tile_grid: int = Field(default=8, ge=1)
+    clip_limit: float = Field(default=2.0, gt=0, le=1000)
+    tile_grid: int = Field(default=8, ge=1, le=256)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=(self.tile_grid, self.tile_grid))
@@ -109,7 +109,7 @@ class Gaussian(Step):
 
     name: ClassVar[str] = "gaussian"
     kernel: OddKernel = 5
-    sigma: float = Field(default=0.0, ge=0)
+    sigma: float = Field(default=0.0, ge=0, le=100)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(image, (self.kernel, self.kernel), self.sigma)
@@ -147,8 +147,8 @@ class Resize(Step):
     """Resize to ``width`` x ``height`` pixels (area averaging when shrinking, else linear)."""
 
     name: ClassVar[str] = "resize"
-    width: int = Field(default=256, ge=1)
-    height: int = Field(default=256, ge=1)
+    width: int = Field(default=256, ge=1, le=8192)
+    height: int = Field(default=256, ge=1, le=8192)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         shrink = self.width * self.height < image.shape[0] * image.shape[1]
@@ -161,7 +161,7 @@ class Normalize(Step):
 
     name: ClassVar[str] = "normalize"
     mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = IMAGENET_STD
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.mean, dtype=np.float32)

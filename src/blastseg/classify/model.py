@@ -37,10 +37,10 @@ class ClassifierCard(StrictModel):
 
     format: str = FORMAT
     kind: Literal["random_forest", "cnn"]
-    classes: list[str] = Field(min_length=2)
-    features: list[str] = Field(default_factory=list, description="random forest: the cells-table columns it reads")
+    classes: list[str] = Field(min_length=2, max_length=1000)
+    features: list[str] = Field(default_factory=list, max_length=1000, description="random forest: the cells-table columns it reads")
     cnn: CnnSpec | None = None
-    crop_scale: float | None = 1.25
+    crop_scale: float | None = Field(default=1.25, gt=0, le=10)
     trained_on: str = ""
     scores: dict[str, Any] = Field(default_factory=dict, description="cross-validated scores")
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

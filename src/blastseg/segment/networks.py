@@ -12,11 +12,11 @@ Every network starts from random weights (there is no network access at run time
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import segmentation_models_pytorch as smp
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from blastseg.artifacts import load_state, read_weights
 from blastseg.config import FilePath, StrictModel, validate
@@ -36,10 +36,16 @@ class ModelSpec(StrictModel):
     name: str = "unet"
     encoder: str | None = Field(default=None, description="smp encoder name; default depends on the model")
     depth: int = Field(default=5, ge=1, le=5)
-    decoder_channels: list[int] | None = None
-    in_channels: int = Field(default=3, description="3 (RGB) or 1 (the mean of the three)")
-    classes: int = Field(default=1, ge=1)
+    decoder_channels: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(default=None, max_length=5)
+    in_channels: Literal[1, 3] = Field(default=3, description="3 (RGB) or 1 (the mean of the three)")
+    classes: int = Field(default=1, ge=1, le=64)
     encoder_weights_path: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _one_channel_count_per_level(self) -> ModelSpec:
+        if self.decoder_channels is not None and len(self.decoder_channels) != self.depth:
+            raise ValueError(f"decoder_channels needs {self.depth} values (one per depth level), got {self.decoder_channels}")
+        return self
 
     def resolved(self) -> ModelSpec:
         """A copy with the registry defaults filled in (what a checkpoint records)."""
@@ -52,8 +58,6 @@ def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
     """Build the network ``spec`` describes, with the encoder weights file loaded if one is named."""
     spec = (spec if isinstance(spec, ModelSpec) else validate(ModelSpec, spec, "model")).resolved()
     arch, _ = MODELS[spec.name]
-    if len(spec.decoder_channels) != spec.depth:
-        raise ConfigError(f"decoder_channels needs {spec.depth} values (one per depth level), got {spec.decoder_channels}")
     try:
         model = smp.create_model(
             arch,

@@ -33,7 +33,10 @@ class ClassifyData(StrictModel):
     match_radius: float | None = Field(default=None, gt=0, description=".xyc matching radius in pixels (default: each cell's equivalent radius)")
     instances: InstanceRules = Field(default_factory=InstanceRules)
     crop_scale: float | None = Field(
-        default=1.25, gt=0, description="CNN crop window = this x the cell's longer side, resized to cnn.input_size (null: input_size pixels of the image)"
+        default=1.25,
+        gt=0,
+        le=10,
+        description="CNN crop window = this x the cell's longer side, resized to cnn.input_size (null: input_size pixels of the image)",
     )
 
 

@@ -9,8 +9,10 @@ plain arrays :class:`~blastseg.classify.forest.ForestArrays` predicts from.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 from sklearn.ensemble import RandomForestClassifier
 
 from blastseg.classify.forest import ForestArrays
@@ -23,8 +25,23 @@ class ForestParams(StrictModel):
     n_estimators: int = Field(default=300, ge=1)
     max_depth: int | None = Field(default=None, ge=1)
     min_samples_leaf: int = Field(default=1, ge=1)
-    max_features: float | str = "sqrt"
-    class_weight: str | None = Field(default="balanced", description="'balanced' weighs rare classes up; null: none")
+    max_features: str | int | float | None = Field(
+        default="sqrt", description="features tried per split: sqrt, log2, a count, a fraction in (0, 1], or null (all)"
+    )
+    class_weight: Literal["balanced", "balanced_subsample"] | None = Field(default="balanced", description="'balanced' weighs rare classes up; null: none")
+
+    @field_validator("max_features")
+    @classmethod
+    def _known_max_features(cls, value: str | int | float | None) -> str | int | float | None:
+        valid = (
+            value is None
+            or value in ("sqrt", "log2")
+            or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+            or (isinstance(value, float) and 0 < value <= 1)
+        )
+        if not valid:
+            raise ValueError(f"must be sqrt, log2, a whole number >= 1, a fraction in (0, 1] or null, got {value!r}")
+        return value
 
 
 def fit_forest(features: np.ndarray, labels: np.ndarray, params: ForestParams, seed: int = 0) -> RandomForestClassifier:

@@ -118,6 +118,8 @@ def parse_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]]) -> l
         if "name" not in params:
             raise ConfigError(f"a loss term needs a 'name'; valid: {', '.join(LOSSES)}")
         name, weight = params.pop("name"), params.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < 1e6:
+            raise ConfigError(f"loss {name!r}: weight must be a positive finite number, got {weight!r}")
         terms.append((float(weight), validate(lookup(LOSSES, name, "loss"), params, f"loss {name!r}")))
     return terms
 

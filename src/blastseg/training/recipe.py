@@ -96,8 +96,6 @@ class TrainConfig(StrictModel):
     def _known_model(cls, value: ModelSpec) -> ModelSpec:
         if value.name not in MODELS:
             raise ValueError(f"unknown model {value.name!r}; valid: {', '.join(MODELS)}")
-        if value.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 3 (RGB) or 1 (the mean of the three), got {value.in_channels}")
         return value
 
     @field_validator("loss")

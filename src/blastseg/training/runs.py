@@ -6,7 +6,7 @@ A segmentation run folder holds::
     config.yaml        the resolved recipe          split.json      train/val/test image ids
     metrics.csv        one row per epoch            curves.png      loss and validation Dice
     best.safetensors   best weights by val Dice     best.json       the card that rebuilds them
-    last.safetensors   weights after the last epoch last.json, last_state.pt (optimiser, scheduler)
+    last.safetensors   weights after the last epoch last.json, last_state.pt (weights, optimiser, scheduler)
     test_metrics.json  scores of best on the test part, per target and sub-dataset
     test_per_image.csv one row per test image and target
 
@@ -105,8 +105,13 @@ def prepare_run(run_dir: Path, overwrite: bool, names: Sequence[str] = SEGMENTAT
 def start_run(run_dir: Path, config: TrainConfig, split: dict[str, list[str]], overwrite: bool) -> None:
     """A new segmentation run: the folder made, the resolved recipe and the split saved."""
     prepare_run(run_dir, overwrite, resumable=True)
-    write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
     write_json(run_dir / SPLIT_FILE, split)
+    write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())  # last: the run exists
+
+
+def run_started(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run's saved recipe (written once its split is saved)."""
+    return (run_dir / CONFIG_FILE).is_file()
 
 
 def reopen_run(run_dir: Path, config: TrainConfig | None) -> tuple[TrainConfig, dict[str, list[str]]]:
@@ -133,18 +138,26 @@ def has_resume_state(run_dir: Path) -> bool:
     return (run_dir / STATE_FILE).is_file()
 
 
-def save_resume_state(run_dir: Path, optimizer, scheduler, scaler, progress: Progress) -> None:
-    """Optimiser, scheduler, scaler and progress, atomically (the weights are in ``last.*``)."""
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "progress": asdict(progress)}
+def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progress: Progress) -> None:
+    """Weights, optimiser, scheduler, scaler and progress in one file, written atomically last in
+    an epoch: whatever a kill interrupts, the run resumes from one consistent epoch."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "progress": asdict(progress),
+    }
     with atomic_path(run_dir / STATE_FILE) as tmp:
         torch.save(state, tmp)
 
 
-def load_resume_state(run_dir: Path, optimizer, scheduler, scaler, device: torch.device) -> Progress:
+def load_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, device: torch.device) -> Progress:
     """Restore what :func:`save_resume_state` wrote; returns the run's progress."""
     path = run_dir / STATE_FILE
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])

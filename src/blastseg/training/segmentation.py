@@ -30,7 +30,7 @@ from blastseg.metrics import dice
 from blastseg.preprocess import Pipeline
 from blastseg.render import figure_png, pyplot
 from blastseg.runtime import resolve_device, seed_everything
-from blastseg.segment.checkpoint import ModelCard, load_weights, save_checkpoint
+from blastseg.segment.checkpoint import ModelCard, save_checkpoint
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.segment.heads import is_multiclass
 from blastseg.segment.networks import create_model
@@ -38,7 +38,7 @@ from blastseg.training.augment import build_augmentation
 from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.losses import build_loss
 from blastseg.training.recipe import TrainConfig
-from blastseg.training.runs import Progress, has_resume_state, load_resume_state, prepare_run, reopen_run, save_resume_state, start_run
+from blastseg.training.runs import Progress, has_resume_state, load_resume_state, prepare_run, reopen_run, run_started, save_resume_state, start_run
 
 
 class Monitor:
@@ -119,8 +119,7 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
     progress = Progress()
     if resume and has_resume_state(run_dir):
-        load_weights(model, run_dir / "last.safetensors", f"the run's {config.model.name}")
-        progress = load_resume_state(run_dir, optimizer, scheduler, scaler, device)
+        progress = load_resume_state(run_dir, model, optimizer, scheduler, scaler, device)
     return Session(
         config,
         run_dir,
@@ -227,9 +226,9 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
         save_checkpoint(run_dir / "best", session.model, card)
     progress.stopped = stopping_reason(config, progress)
     save_checkpoint(run_dir / "last", session.model, card)
-    save_resume_state(run_dir, session.optimizer, session.scheduler, session.scaler, progress)
     write_csv(run_dir / "metrics.csv", progress.history)
     write_bytes(run_dir / "curves.png", draw_curves(progress.history))
+    save_resume_state(run_dir, session.model, session.optimizer, session.scheduler, session.scaler, progress)  # the commit point
     monitor.epoch_end(record)
 
 
@@ -259,9 +258,12 @@ def train(
 
     ``split`` fixes the train/val/test ids (cross-validation passes one per fold); otherwise a
     seeded split is made. When resuming, the run's saved recipe and split are used; a ``config``
-    given with ``resume`` must describe the same network.
+    given with ``resume`` must describe the same network, and starts the run when it was killed
+    before it saved its recipe (so ``--config R --resume`` can be repeated until the run is done).
     """
     run_dir = Path(run_dir)
+    if resume and config is not None and not run_started(run_dir):
+        resume, overwrite = False, True  # only blastseg's files of a run that never began are replaced
     if resume:
         config, split = reopen_run(run_dir, config)
     elif config is None:
