@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.synthetic import synthetic_cell, synthetic_field  # noqa: E402
+from tests.synthetic import png_claiming, synthetic_cell, synthetic_field  # noqa: E402
 
 from blastseg.artifacts import bundled  # noqa: E402
 
@@ -46,16 +44,6 @@ def run(args: list) -> tuple[dict, float]:
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     return {"status": code, "seconds": round(seconds, 1), "stderr": err.strip()}, usage.ru_maxrss / 1024
-
-
-def png_claiming(path: Path, width: int, height: int) -> Path:
-    buffer = BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
-    path.write_bytes(bytes(data))
-    return path
 
 
 def make_files(tmp: Path) -> dict[str, Path]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -41,3 +44,14 @@ def colour_labels(image: np.ndarray) -> np.ndarray:
     """The label map of a synthetic image: each pixel's nearest palette colour (a perfect segmenter)."""
     distance = ((image[:, :, None, :].astype(np.float64) - PALETTE[None, None]) ** 2).sum(axis=3)
     return distance.argmin(axis=2).astype(np.uint8)
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A 1x1 PNG whose header claims ``width`` x ``height``: a decompression bomb's header, 70 bytes."""
+    buffer = BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path

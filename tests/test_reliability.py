@@ -7,8 +7,6 @@ import csv
 import json
 import os
 import stat
-import zlib
-from io import BytesIO
 
 import numpy as np
 import pytest
@@ -31,7 +29,7 @@ from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.forest import ForestParams, fit_forest, forest_arrays
 from blastseg.training.recipe import TrainConfig
 from blastseg.training.runs import CLASSIFIER_RUN, STATE_FILE, load_resume_state, prepare_run
-from tests.synthetic import synthetic_cell
+from tests.synthetic import png_claiming, synthetic_cell
 
 
 def blastseg(capsys, *args):
@@ -58,17 +56,6 @@ def cell_images(folder, count, shape=(96, 96)):
         paths.append(folder / f"{i:03d}.png")
         Image.fromarray(image).save(paths[-1])
     return paths
-
-
-def png_claiming(path, width, height):
-    """A 1x1 PNG whose header claims ``width`` x ``height`` (a decompression bomb's header)."""
-    buffer = BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
-    path.write_bytes(bytes(data))
-    return path
 
 
 # -- images ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from blastseg.config import validate
-from blastseg.errors import ModelFileError
+from blastseg.errors import ModelFileError, first_line
 from blastseg.io import write_bytes, write_json
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ def read_weights(path: str | Path, what: str = "weights") -> dict[str, torch.Ten
             "save a plain state dict (torch.save(model.state_dict(), ...)) or a .safetensors file"
         ) from None
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
-        raise ModelFileError(f"{what} {path}: cannot read ({type(error).__name__}: {reason})") from None
+        raise ModelFileError(f"{what} {path}: cannot read ({type(error).__name__}: {first_line(error)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelFileError(f"{what} {path}: expected a state dict of tensors")
     return state

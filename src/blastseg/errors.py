@@ -57,6 +57,12 @@ class UnknownNameError(BlastsegError, KeyError):
         return str(self.args[0])
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (many run to a paragraph)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no details"
+
+
 def describe_error(error: BaseException) -> str:
     """``error`` on one line: a user mistake as it says, a system error with its file, anything
     else with its type (``BLASTSEG_DEBUG=1`` shows the traceback).

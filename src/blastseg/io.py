@@ -27,7 +27,7 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from blastseg.errors import ImageReadError
+from blastseg.errors import ImageReadError, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 90_000_000  # about PIL's own safety limit: a 9500 x 9500 field; raise it with --max-pixels
@@ -101,12 +101,7 @@ def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
     except ImageReadError:
         raise
     except Exception as error:  # tifffile raises many types for corrupt files
-        raise ImageReadError(f"{path}: not a readable TIFF image ({type(error).__name__}: {_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else "no details"
+        raise ImageReadError(f"{path}: not a readable TIFF image ({type(error).__name__}: {first_line(error)})") from None
 
 
 @contextlib.contextmanager
@@ -142,7 +137,7 @@ def _read_raw(path: Path, max_pixels: int) -> np.ndarray:
                 image = image.convert("L")
             return np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, MemoryError) as error:
-        raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {_first_line(error)})") from None
+        raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {first_line(error)})") from None
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -18,6 +18,7 @@ folder: ``--overwrite`` deletes those and nothing else, so a user's own files st
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch
 import yaml
 
 from blastseg.config import load_config
-from blastseg.errors import ConfigError, ModelFileError, OutputExistsError
+from blastseg.errors import ConfigError, ModelFileError, OutputExistsError, first_line
 from blastseg.folders import prepare_folder
 from blastseg.io import atomic_path, write_bytes, write_json
 from blastseg.training.recipe import TrainConfig
@@ -163,5 +164,5 @@ def load_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, device
         scaler.load_state_dict(saved["scaler"])
         return Progress(**saved["progress"])
     except Exception as error:  # torch and pickle raise many types for a damaged file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+        reason = "damaged, or not written by blastseg" if isinstance(error, pickle.UnpicklingError) else first_line(error)
         raise ModelFileError(f"{path}: cannot resume from it ({type(error).__name__}: {reason}); start the run again with --overwrite") from None
