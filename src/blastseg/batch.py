@@ -36,7 +36,7 @@ from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
-from blastseg.segment import Segmenter, load_segmenter
+from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
 
 if TYPE_CHECKING:
@@ -178,8 +178,24 @@ def read_rows(path: Path) -> list[dict]:
         return [row for row in reader if None not in row.values() and None not in row]
 
 
-class BatchStopped(Exception):
-    """Raised inside :func:`segment_files` to stop at the first failure (``fail_fast``)."""
+def segment_chunk(
+    paths: Sequence[Path], segmenter: Segmenter, preprocess: Pipeline, max_pixels: int
+) -> list[tuple[Path, np.ndarray | None, Segmentation | Exception]]:
+    """Read ``paths`` and segment them in one ``segment_many`` call: each path with its image and
+    its segmentation, or with the error that stopped it (the others go on)."""
+    images: dict[Path, np.ndarray] = {}
+    errors: dict[Path, Exception] = {}
+    for path in paths:
+        try:
+            images[path] = read_image(path, max_pixels)
+        except Exception as error:
+            errors[path] = error
+    answers: dict[Path, Segmentation | Exception] = {}
+    try:
+        answers = dict(zip(images, segmenter.segment_many([preprocess(image) for image in images.values()]))) if images else {}
+    except Exception as error:  # the whole chunk failed together (out of memory, say)
+        answers = dict.fromkeys(images, error)
+    return [(path, images.get(path), errors.get(path) or answers[path]) for path in paths]
 
 
 def segment_files(
@@ -220,43 +236,25 @@ def segment_files(
     ledger = BatchLedger(out_dir, columns, {"models": models, "instances": rules.model_dump()}, classifier.classes if classifier else None)
     ledger.start(output)
     result = BatchResult(out_dir)
-
-    def failed(path: Path, error: BaseException) -> None:
-        reason = describe_error(error)
-        ledger.fail(path.name, reason)
-        if on_done:
-            on_done(path, reason)
-        if output.fail_fast:
-            raise BatchStopped(f"{path}: {reason}")
-
     todo = [path for path in images if not ledger.done(path.name)]
-    try:
-        for first in range(0, len(todo), batch_size):
-            readable = []
-            for path in todo[first : first + batch_size]:
-                try:
-                    readable.append((path, read_image(path, max_pixels)))
-                except Exception as error:
-                    failed(path, error)
-            try:
-                answers = segmenter.segment_many([preprocess(image) for _, image in readable]) if readable else []
-            except Exception as error:
-                for path, _ in readable:
-                    failed(path, error)
-                continue
-            for (path, image), answer in zip(readable, answers):
+    for first in range(0, len(todo), batch_size):
+        for path, image, answer in segment_chunk(todo[first : first + batch_size], segmenter, preprocess, max_pixels):
+            reason = describe_error(answer) if isinstance(answer, Exception) else None
+            if reason is None:
                 try:
                     analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules)
-                    paths = output_paths(path, out_dir)
-                    result.written.append(write_image_outputs(paths, answer.labels, segmenter.target, analysis.overlay(), analysis.instances))
+                    paths = write_image_outputs(output_paths(path, out_dir), answer.labels, segmenter.target, analysis.overlay(), analysis.instances)
                     ledger.add(path.name, analysis.cells, analysis.summary())
-                except Exception as error:
-                    failed(path, error)
-                    continue
-                if on_done:
-                    on_done(path, None)
-    except BatchStopped:
-        pass
+                    result.written.append(paths)
+                except Exception as error:  # this image failed: say why and go on with the others
+                    reason = describe_error(error)
+            if reason is not None:
+                ledger.fail(path.name, reason)
+            if on_done:
+                on_done(path, reason)
+            if reason is not None and output.fail_fast:
+                result.summary = ledger.summary()
+                return result
     result.summary = ledger.summary()
     return result
 
