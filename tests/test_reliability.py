@@ -233,6 +233,21 @@ def test_debug_shows_the_traceback(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BLASTSEG_DEBUG", "1")
     with pytest.raises(ImageReadError):
         main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")])
+    monkeypatch.delenv("BLASTSEG_DEBUG")  # restored after the test, whatever --debug sets
+    with pytest.raises(ImageReadError):
+        main(["--debug", "segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")])
+
+
+def test_a_bug_is_one_line_with_status_3(capsys, tmp_path, monkeypatch):
+    import blastseg.batch as batch
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(batch, "segment_with_recipe", broken)
+    code, _, err = blastseg(capsys, "segment", cell_images(tmp_path, 1)[0], "--method", "otsu", "--out", tmp_path / "out")
+    assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: unexpected ZeroDivisionError: division by zero; rerun with BLASTSEG_DEBUG=1")
 
 
 # -- run folders ----------------------------------------------------------------------------------
