@@ -60,6 +60,7 @@ def save(array: np.ndarray, folder, name: str):
     return path
 
 
+@pytest.mark.slow  # up to 25 images of up to 2000 x 2000 pixels: 15 to 20 s on 2 cores
 @pytest.mark.filterwarnings("ignore::UserWarning")  # tifffile on zero-size arrays
 @given(array=image_arrays(), kmeans=st.booleans())
 def test_any_image_gives_outputs_or_a_one_line_failure(tmp_path_factory, array, kmeans):
