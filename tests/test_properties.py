@@ -21,8 +21,12 @@ from blastseg.config import validate
 from blastseg.errors import BlastsegError
 from blastseg.io import read_image
 from blastseg.postprocess import InstanceRules, cell_instances
-from blastseg.segment.classical import KMeansSegmenter, OtsuSegmenter
-from blastseg.training.recipe import OptimConfig
+from blastseg.segment.classical import SEGMENTERS, KMeansSegmenter, OtsuSegmenter, create_segmenter
+from blastseg.training.augment import AugmentConfig, build_augmentation
+from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.training.cnn import CnnTraining
+from blastseg.training.forest import ForestParams, fit_forest, forest_arrays
+from blastseg.training.recipe import DataConfig, OptimConfig, TrainConfig
 
 settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -117,18 +121,45 @@ def test_instance_rules_are_valid_or_refused_and_valid_ones_run(values):
     assert instances.shape == labels.shape and time.perf_counter() - started < TIME_BOUND_S
 
 
-@given(values=field_values(KMeansSegmenter).filter(lambda v: "target" not in v))
-def test_kmeans_parameters_are_valid_or_refused_and_valid_ones_run(values):
+@pytest.mark.parametrize("name", sorted(SEGMENTERS))
+@given(data=st.data())
+def test_segmenter_parameters_are_valid_or_refused_and_valid_ones_run(name, data):
+    values = data.draw(field_values(SEGMENTERS[name]).filter(lambda v: "target" not in v and "name" not in v))
     try:
-        segmenter = validate(KMeansSegmenter, values, "kmeans")
+        segmenter = create_segmenter(name, **values)
     except BlastsegError as error:
         assert "\n" not in str(error)
         return
     image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    started = time.perf_counter()
     assert segmenter.segment(image).labels.shape == (40, 50)
+    assert time.perf_counter() - started < TIME_BOUND_S
 
 
-@pytest.mark.parametrize("model", [OptimConfig, PredictOptions])
+@given(values=field_values(AugmentConfig))
+def test_augmentation_settings_are_valid_or_refused_and_valid_ones_run(values):
+    try:
+        config = validate(AugmentConfig, values, "augment")
+    except BlastsegError as error:
+        assert "\n" not in str(error)
+        return
+    image, labels = np.zeros((70, 80, 3), np.uint8), np.zeros((70, 80), np.uint8)
+    assert build_augmentation(config, crop_size=64)(image=image, mask=labels)["image"].shape == (64, 64, 3)
+
+
+@given(values=field_values(ForestParams))
+def test_forest_settings_are_valid_or_refused_and_valid_ones_fit(values):
+    try:
+        params = validate(ForestParams, values, "random_forest")
+    except BlastsegError as error:
+        assert "\n" not in str(error)
+        return
+    params = params.model_copy(update={"n_estimators": min(params.n_estimators, 5)})  # the count is bounded by time, not checked here
+    features, labels = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    assert forest_arrays(fit_forest(features, labels, params), 2).predict_proba(features).shape == (20, 2)
+
+
+@pytest.mark.parametrize("model", [OptimConfig, DataConfig, PredictOptions, CnnTraining, ClassifyConfig, TrainConfig])
 @given(data=st.data())
 def test_recipe_and_option_fields_are_valid_or_refused(model, data):
     values = data.draw(field_values(model))
@@ -138,6 +169,8 @@ def test_recipe_and_option_fields_are_valid_or_refused(model, data):
         assert "\n" not in str(error) and str(error).startswith("recipe: ")
         return
     assert_finite_numbers(options)
-    for name in ("batch_size", "tile_size", "epochs"):
+    for name in ("batch_size", "tile_size", "epochs", "crop_size", "input_size"):
         if hasattr(options, name):
             assert 1 <= getattr(options, name) <= 100_000
+    if hasattr(options, "seed"):
+        assert 0 <= options.seed < 2**32

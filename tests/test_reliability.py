@@ -199,7 +199,14 @@ def test_predict_options_out_of_bounds_are_refused_before_any_work(capsys, tmp_p
 
 @pytest.mark.parametrize(
     ("param", "message"),
-    [("sample_size=0", "sample_size"), ("blur=4", "blur: must be 0, 1 or odd"), ("k=nan", "k"), ("k=1000", "k")],
+    [
+        ("sample_size=0", "sample_size"),
+        ("blur=4", "blur: must be 0, 1 or odd"),
+        ("k=nan", "k"),
+        ("k=1000", "k"),
+        ("open_size=180000", "open_size: Input should be less than or equal to 255"),  # was a 32 GB structuring element
+        ("seed=-1", "seed"),
+    ],
 )
 def test_segmenter_parameters_out_of_bounds_are_refused(capsys, tmp_path, param, message):
     image = cell_images(tmp_path, 1)[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
 from blastseg.errors import BlastsegError, ConfigError
 
@@ -67,6 +67,10 @@ def validate(model: type[ModelT], data: Any, source: str, error: type[BlastsegEr
         raise error(explain(problem, model, source)) from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed: what numpy, scikit-learn and torch all accept."""
 
 
 def _absolute(value: str, info: ValidationInfo) -> str:

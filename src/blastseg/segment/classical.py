@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from skimage.filters import threshold_otsu
 
-from blastseg.config import StrictModel, as_value_error, validate
+from blastseg.config import Seed, StrictModel, as_value_error, validate
 from blastseg.errors import MaskError, lookup
 from blastseg.labels import CYTOPLASM, NUCLEUS, mask_to_labels
 from blastseg.metrics import dice, iou, ssim
@@ -28,6 +28,9 @@ from blastseg.preprocess import Gaussian, boosted_saturation, to_hsv, to_lab
 from blastseg.segment.base import CHANNELS, Segmentation, channel
 
 BinaryTarget = Literal["nucleus", "cell"]
+
+
+MAX_KERNEL = 255  # structuring elements and blurs: a kernel of n pixels a side costs n^2 per pixel
 
 
 class ClassicalSegmenter(StrictModel):
@@ -57,7 +60,7 @@ class _Thresholder(ClassicalSegmenter):
     target: BinaryTarget = "nucleus"
     channel: str | None = None
     foreground: Literal["dark", "bright"] | None = None
-    open_size: int = Field(default=3, ge=1)
+    open_size: int = Field(default=3, ge=1, le=MAX_KERNEL)
     min_fraction: float = Field(default=0.1, ge=0, le=1)
 
     @field_validator("channel")
@@ -95,8 +98,8 @@ class AdaptiveSegmenter(_Thresholder):
     """Local threshold: each pixel against the Gaussian-weighted mean of its neighbourhood minus ``offset``."""
 
     name: ClassVar[str] = "adaptive"
-    block_size: int = Field(default=101, ge=3, description="odd")
-    offset: float = 25.0
+    block_size: int = Field(default=101, ge=3, le=4095, description="odd")
+    offset: float = Field(default=25.0, ge=-255, le=255)
 
     @field_validator("block_size")
     @classmethod
@@ -123,9 +126,9 @@ class HsvSegmenter(ClassicalSegmenter):
 
     name: ClassVar[str] = "hsv"
     target: BinaryTarget = "nucleus"
-    factor: float = Field(default=2.0, ge=0)
+    factor: float = Field(default=2.0, ge=0, le=100)
     threshold: float | None = Field(default=None, ge=0, le=1)
-    open_size: int = Field(default=3, ge=1)
+    open_size: int = Field(default=3, ge=1, le=MAX_KERNEL)
     min_fraction: float = Field(default=0.1, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -184,13 +187,13 @@ class KMeansSegmenter(ClassicalSegmenter):
     k_range: tuple[int, int] = (2, 6)
     sample_size: int = Field(default=20000, ge=100, le=10_000_000)
     blur: int = Field(default=3, ge=0, le=99, description="Gaussian kernel before clustering, odd (0 or 1: none)")
-    open_size: int = Field(default=3, ge=1)
-    cell_open_size: int = Field(default=5, ge=1)
+    open_size: int = Field(default=3, ge=1, le=MAX_KERNEL)
+    cell_open_size: int = Field(default=5, ge=1, le=MAX_KERNEL)
     min_fraction: float = Field(default=0.1, ge=0, le=1)
     leak_fraction: float = Field(default=0.02, ge=0, le=1)
-    min_stain: float = 0.05
-    hue_tolerance: float = 10.0
-    seed: int = 0
+    min_stain: float = Field(default=0.05, ge=-10, le=10)
+    hue_tolerance: float = Field(default=10.0, ge=-180, le=180)
+    seed: Seed = 0
 
     @field_validator("k_range")
     @classmethod
@@ -303,7 +306,7 @@ class WatershedSegmenter(ClassicalSegmenter):
     target: BinaryTarget = "nucleus"
     base: str = "otsu"
     base_params: dict[str, Any] = Field(default_factory=dict)
-    min_distance: int = Field(default=7, ge=1)
+    min_distance: int = Field(default=7, ge=1, le=1000)
     _base: ClassicalSegmenter = PrivateAttr()
 
     @model_validator(mode="after")

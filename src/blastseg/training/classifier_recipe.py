@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from blastseg.cells import FEATURES
-from blastseg.config import FilePath, StrictModel
+from blastseg.config import FilePath, Seed, StrictModel
 from blastseg.datasets.layouts import LayoutName
 from blastseg.datasets.masks import EncodingName
 from blastseg.postprocess import InstanceRules
@@ -50,7 +50,7 @@ class ClassifyConfig(StrictModel):
     random_forest: ForestParams = Field(default_factory=ForestParams)
     cnn: CnnTraining = Field(default_factory=CnnTraining)
     folds: int = Field(default=5, ge=2, description="stratified k-fold cross-validation, images kept whole")
-    seed: int = 0
+    seed: Seed = 0
     device: DeviceName = Field(default="auto", description="for the segmentation model and the CNN: auto (CUDA when present), cpu, cuda")
 
     @field_validator("features")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from blastseg.config import FilePath, StrictModel, as_value_error
+from blastseg.config import FilePath, Seed, StrictModel, as_value_error
 from blastseg.datasets.layouts import LayoutName
 from blastseg.datasets.masks import EncodingName
 from blastseg.preprocess import Pipeline
@@ -29,7 +29,7 @@ class DataConfig(StrictModel):
     layout: LayoutName = "auto"
     mask_encoding: EncodingName | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
+    seed: Seed = 0
     crop_size: int = Field(default=160, ge=32, le=2048, description="square training crop; multiple of 32")
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
 
@@ -66,7 +66,7 @@ class OptimConfig(StrictModel):
     steps_per_epoch: int | None = Field(default=None, ge=1, le=1_000_000, description="batches per epoch (default: one pass)")
     device: DeviceName = "auto"
     amp: bool = Field(default=True, description="mixed precision (CUDA only)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=4_000_000, description="epoch e reseeds from seed x 1000 + e, which must fit in 32 bits")
 
 
 class TrainConfig(StrictModel):
