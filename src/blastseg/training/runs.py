@@ -119,6 +119,7 @@ def reopen_run(run_dir: Path, config: TrainConfig | None) -> tuple[TrainConfig, 
     """The saved recipe and split of an interrupted run; ``config``, when given, must describe the same network."""
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / SPLIT_FILE).is_file():
         raise ConfigError(f"{run_dir}: nothing to resume (no {CONFIG_FILE} and {SPLIT_FILE}); start a new run without --resume")
+    prepare_folder(run_dir)  # writable, and the temp files of the killed run deleted
     saved = load_config(run_dir / CONFIG_FILE, TrainConfig)
     if config is not None and config.model_spec() != saved.model_spec():
         raise ConfigError(
