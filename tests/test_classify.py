@@ -24,6 +24,7 @@ from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.cnn import CnnTraining, fit_network
 from blastseg.training.forest import ForestParams, fit_forest, forest_arrays
 from blastseg.training.labelled_cells import collect_cells
+from blastseg.training.runs import CLASSIFIER_RUN, owned_files
 from tests.synthetic import colour_labels, synthetic_cell, synthetic_field
 from tests.test_cli import run
 
@@ -157,6 +158,7 @@ def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tm
     cv = json.loads((tmp_path / "run" / "cv.json").read_text())
     assert cv["counts"] == {"blast": 6, "normal": 6} and cv["macro_f1"] == 1.0
     assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted((tmp_path / "run").iterdir()) == owned_files(tmp_path / "run", CLASSIFIER_RUN)  # what --overwrite may replace
     assert (tmp_path / "run" / "confusion.csv").read_text().splitlines()[1] == "blast,6,0"
 
     image = tmp_path / "field.png"

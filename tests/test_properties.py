@@ -21,7 +21,7 @@ from blastseg.config import validate
 from blastseg.errors import BlastsegError
 from blastseg.io import read_image
 from blastseg.postprocess import InstanceRules, cell_instances
-from blastseg.segment.classical import SEGMENTERS, KMeansSegmenter, OtsuSegmenter, create_segmenter
+from blastseg.segment.classical import SEGMENTERS, KMeansSegmenter, OtsuSegmenter
 from blastseg.training.augment import AugmentConfig, build_augmentation
 from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.cnn import CnnTraining
@@ -100,20 +100,25 @@ def field_values(model):
     return st.dictionaries(st.sampled_from([*model.model_fields, "unknown_key"]), ANY_VALUE, max_size=4)
 
 
-def assert_finite_numbers(model_object):
-    for value in model_object.model_dump().values():
+def valid_or_none(model, values, source):
+    """``model`` built from ``values`` (every number in it finite), or ``None`` when refused,
+    which must be one line naming ``source``."""
+    try:
+        built = validate(model, values, source)
+    except BlastsegError as error:
+        assert "\n" not in str(error) and str(error).startswith(f"{source}: "), error
+        return None
+    for value in built.model_dump().values():
         if isinstance(value, float):
             assert math.isfinite(value)
+    return built
 
 
 @given(values=field_values(InstanceRules))
 def test_instance_rules_are_valid_or_refused_and_valid_ones_run(values):
-    try:
-        rules = validate(InstanceRules, values, "instances")
-    except BlastsegError as error:
-        assert "\n" not in str(error)
+    rules = valid_or_none(InstanceRules, values, "instances")
+    if rules is None:
         return
-    assert_finite_numbers(rules)
     labels = np.zeros((64, 64), np.uint8)
     labels[10:40, 10:40], labels[20:30, 20:30] = 1, 2
     started = time.perf_counter()
@@ -125,10 +130,8 @@ def test_instance_rules_are_valid_or_refused_and_valid_ones_run(values):
 @given(data=st.data())
 def test_segmenter_parameters_are_valid_or_refused_and_valid_ones_run(name, data):
     values = data.draw(field_values(SEGMENTERS[name]).filter(lambda v: "target" not in v and "name" not in v))
-    try:
-        segmenter = create_segmenter(name, **values)
-    except BlastsegError as error:
-        assert "\n" not in str(error)
+    segmenter = valid_or_none(SEGMENTERS[name], values, f"segmenter {name!r}")
+    if segmenter is None:
         return
     image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
     started = time.perf_counter()
@@ -138,10 +141,8 @@ def test_segmenter_parameters_are_valid_or_refused_and_valid_ones_run(name, data
 
 @given(values=field_values(AugmentConfig))
 def test_augmentation_settings_are_valid_or_refused_and_valid_ones_run(values):
-    try:
-        config = validate(AugmentConfig, values, "augment")
-    except BlastsegError as error:
-        assert "\n" not in str(error)
+    config = valid_or_none(AugmentConfig, values, "augment")
+    if config is None:
         return
     image, labels = np.zeros((70, 80, 3), np.uint8), np.zeros((70, 80), np.uint8)
     assert build_augmentation(config, crop_size=64)(image=image, mask=labels)["image"].shape == (64, 64, 3)
@@ -149,10 +150,8 @@ def test_augmentation_settings_are_valid_or_refused_and_valid_ones_run(values):
 
 @given(values=field_values(ForestParams))
 def test_forest_settings_are_valid_or_refused_and_valid_ones_fit(values):
-    try:
-        params = validate(ForestParams, values, "random_forest")
-    except BlastsegError as error:
-        assert "\n" not in str(error)
+    params = valid_or_none(ForestParams, values, "random_forest")
+    if params is None:
         return
     params = params.model_copy(update={"n_estimators": min(params.n_estimators, 5)})  # the count is bounded by time, not checked here
     features, labels = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
@@ -162,13 +161,9 @@ def test_forest_settings_are_valid_or_refused_and_valid_ones_fit(values):
 @pytest.mark.parametrize("model", [OptimConfig, DataConfig, PredictOptions, CnnTraining, ClassifyConfig, TrainConfig])
 @given(data=st.data())
 def test_recipe_and_option_fields_are_valid_or_refused(model, data):
-    values = data.draw(field_values(model))
-    try:
-        options = validate(model, values, "recipe")
-    except BlastsegError as error:
-        assert "\n" not in str(error) and str(error).startswith("recipe: ")
+    options = valid_or_none(model, data.draw(field_values(model)), "recipe")
+    if options is None:
         return
-    assert_finite_numbers(options)
     for name in ("batch_size", "tile_size", "epochs", "crop_size", "input_size"):
         if hasattr(options, name):
             assert 1 <= getattr(options, name) <= 100_000

@@ -23,6 +23,7 @@ from blastseg.segment.recipe import SegmentConfig
 from blastseg.training.augment import AugmentConfig, build_augmentation
 from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.recipe import TrainConfig
+from blastseg.training.runs import SEGMENTATION_RUN, owned_files
 from blastseg.training.segmentation import Monitor, train
 from tests.synthetic import synthetic_cell
 
@@ -165,6 +166,8 @@ def test_cross_validation_reports_mean_and_std(cells_dataset, tmp_path):
     assert (tmp_path / "cv" / "fold_2" / "best.safetensors").is_file()
     tests = [json.loads((tmp_path / "cv" / f"fold_{i}" / "split.json").read_text())["test"] for i in (1, 2)]
     assert sorted(tests[0] + tests[1]) == sorted(f"{cells_dataset.name}/{p.stem}" for p in (cells_dataset / "images").iterdir())
+    for folder in (tmp_path / "cv", tmp_path / "cv" / "fold_1"):  # every file a run writes is one --overwrite may replace
+        assert sorted(folder.iterdir()) == owned_files(folder, SEGMENTATION_RUN)
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "blastseg.analysis": ("Analysis", "CellCounts", "analyze", "analyze_labels", "count_cells"),
+    "blastseg.analysis": ("Analysis", "CellCounts", "analyze", "analyze_labels", "count_cells", "total_counts"),
     "blastseg.annotations": ("Box", "read_voc", "read_xyc"),
     "blastseg.artifacts": ("example_image_path",),
     "blastseg.batch": ("BatchResult", "PredictOptions", "predict_files", "segment_files", "segment_with_recipe"),

@@ -8,7 +8,7 @@ and counted, with the blast percentage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +46,26 @@ def count_cells(cells: Sequence[dict], classes: Sequence[str] | None) -> CellCou
     if classes is None:
         return CellCounts(len(cells))
     found = [cell["class"] for cell in cells]
-    blasts = round(100 * found.count(BLAST) / len(cells), 2) if BLAST in classes and cells else None
-    return CellCounts(len(cells), {name: found.count(name) for name in classes}, blasts)
+    return _with_blast_percent(len(cells), {name: found.count(name) for name in classes})
+
+
+def total_counts(parts: Iterable[dict], classes: Sequence[str] | None) -> CellCounts:
+    """The counts of several images together, from each one's :class:`CellCounts` as a dict
+    (what ``summary.json`` keeps per image).
+
+    >>> total_counts([{"cells": 1, "counts": {"blast": 1, "normal": 0}}, {"cells": 3, "counts": {"blast": 0, "normal": 3}}], ["blast", "normal"])
+    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0)
+    """
+    parts = list(parts)
+    cells = sum(part["cells"] for part in parts)
+    if classes is None:
+        return CellCounts(cells)
+    return _with_blast_percent(cells, {name: sum(part["counts"][name] for part in parts) for name in classes})
+
+
+def _with_blast_percent(cells: int, counts: dict[str, int]) -> CellCounts:
+    blasts = round(100 * counts[BLAST] / cells, 2) if BLAST in counts and cells else None
+    return CellCounts(cells, counts, blasts)
 
 
 @dataclass

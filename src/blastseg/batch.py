@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from blastseg.analysis import CellCounts, analyze_labels, count_cells
+from blastseg.analysis import CellCounts, analyze_labels, total_counts
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
 from blastseg.config import StrictModel, load_config, validate
@@ -113,8 +113,8 @@ class BatchLedger:
     """``cells.csv`` and ``summary.json`` of a batch, kept up to date image by image."""
 
     def __init__(self, out_dir: Path, columns: Sequence[str], header: dict[str, Any], classes: Sequence[str] | None):
-        self.out_dir, self.columns, self.header, self.classes = out_dir, list(columns), header, classes
-        self.rows: list[dict] = []
+        self.out_dir, self.columns, self.classes = out_dir, list(columns), classes
+        self.header = json.loads(json.dumps(header, default=str))  # as summary.json holds it, to compare on resume
         self.per_image: dict[str, dict] = {}
         self.failed: list[dict[str, str]] = []
 
@@ -128,11 +128,11 @@ class BatchLedger:
         if rules.resume and summary_path.is_file():
             saved = read_summary(summary_path)
             for key in ("models", "instances"):
-                if saved.get(key) != json.loads(json.dumps(self.header[key], default=str)):
+                if saved.get(key) != self.header[key]:
                     raise OutputExistsError(f"{summary_path}: that batch used other {key}; resume it with the same ones, or pass --overwrite")
-            self.per_image = saved.get("per_image", {})
-            self.rows = [row for row in read_rows(self.cells_csv) if row.get("image") in self.per_image]
-            write_csv(self.cells_csv, self.rows, self.columns)
+            self.per_image = saved["per_image"]
+            kept = [row for row in read_rows(self.cells_csv) if row.get("image") in self.per_image]
+            write_csv(self.cells_csv, kept, self.columns)
         else:
             write_csv(self.cells_csv, [], self.columns)
         self.save()
@@ -142,9 +142,7 @@ class BatchLedger:
 
     def add(self, name: str, rows: list[dict], counts: CellCounts) -> None:
         append_csv(self.cells_csv, rows, self.columns)
-        self.rows += rows
         self.per_image[name] = asdict(counts)
-        self.failed = [f for f in self.failed if f["image"] != name]
         self.save()
 
     def fail(self, name: str, reason: str) -> None:
@@ -152,7 +150,7 @@ class BatchLedger:
         self.save()
 
     def summary(self) -> dict[str, Any]:
-        counts = count_cells(self.rows, self.classes)
+        counts = total_counts(self.per_image.values(), self.classes)
         return {"images": len(self.per_image), **asdict(counts), "per_image": self.per_image, "failed": self.failed, **self.header}
 
     def save(self) -> None:

@@ -147,7 +147,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
     (480, 640, 3)
     """
     path = Path(path)
-    return _to_rgb(_to_uint8(_read_raw(path, max_pixels)), path)
+    return as_rgb(_read_raw(path, max_pixels), path)
 
 
 def read_mask(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
