@@ -6,6 +6,7 @@ import zlib
 from io import BytesIO
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -55,3 +56,37 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     path.write_bytes(bytes(data))
     return path
+
+
+RED_CELL_RGB = (215, 150, 160)
+PALLOR_RGB = (228, 195, 195)
+
+
+def _circle(image: np.ndarray, centre: tuple[float, float], radius: float, colour: tuple[int, int, int]) -> None:
+    """Fill a disc in place (sub-pixel centre and radius; cheap on large images)."""
+    shift = 4
+    cy, cx = (round(v * 2**shift) for v in centre)
+    cv2.circle(image, (cx, cy), round(radius * 2**shift), colour, -1, cv2.LINE_8, shift)
+
+
+def synthetic_smear(shape: tuple[int, int], red_cell_diameter: float, seed: int = 0, white_cells: int = 1) -> np.ndarray:
+    """A smear-like RGB field: pink red cells of ``red_cell_diameter`` pixels (paler centres, some
+    touching) and ``white_cells`` larger violet cells on a pale background."""
+    rng = np.random.default_rng(seed)
+    radius = red_cell_diameter / 2
+    image = np.empty((*shape, 3), np.uint8)
+    image[:] = BACKGROUND_RGB
+    step = red_cell_diameter * 1.3
+    for cy in np.arange(radius + 2, shape[0] - radius - 2, step):
+        for cx in np.arange(radius + 2, shape[1] - radius - 2, step):
+            if rng.random() < 0.3:  # gaps, as in a real field
+                continue
+            centre = (cy + rng.uniform(-0.05, 0.05) * red_cell_diameter, cx + rng.uniform(-0.05, 0.05) * red_cell_diameter)
+            _circle(image, centre, radius * rng.uniform(0.95, 1.05), RED_CELL_RGB)
+            _circle(image, centre, radius * 0.4, PALLOR_RGB)
+    for _ in range(white_cells):
+        centre = (rng.uniform(0.3, 0.7) * shape[0], rng.uniform(0.3, 0.7) * shape[1])
+        _circle(image, centre, radius * 1.6, CYTOPLASM_RGB)
+        _circle(image, centre, radius * 1.1, NUCLEUS_RGB)
+    noisy = image + rng.normal(0, 3, image.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)

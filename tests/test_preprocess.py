@@ -59,7 +59,20 @@ def test_resize_and_normalize():
 
 
 def test_every_step_is_registered_and_tested_here():
-    assert sorted(STEPS) == ["clahe", "gaussian", "grayscale", "hsv", "hsv_saturation", "lab", "median", "normalize", "resize"]
+    assert sorted(STEPS) == ["clahe", "gaussian", "grayscale", "hsv", "hsv_saturation", "lab", "median", "normalize", "reinhard", "resize"]
+
+
+def test_reinhard_brings_any_stain_to_the_target_statistics():
+    import cv2
+
+    step = build_step({"name": "reinhard", "mean": [70, 10, -5], "std": [15, 8, 6]})
+    rng = np.random.default_rng(0)
+    for tint in ((200, 120, 160), (150, 160, 220)):  # a pink and a blue smear of the same pattern
+        pattern = rng.normal(0, 25, (64, 64, 1))
+        image = np.clip(np.array(tint) + pattern, 0, 255).astype(np.uint8)
+        lab = cv2.cvtColor(step(image).astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+        assert lab.mean(axis=0) == pytest.approx([70, 10, -5], abs=1.5)
+        assert lab.std(axis=0) == pytest.approx([15, 8, 6], abs=1.5)
 
 
 def test_pipeline_chains_and_round_trips_through_yaml():

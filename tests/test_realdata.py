@@ -97,3 +97,25 @@ def test_default_instances_find_one_cell_in_every_zheng_mask(shared_data):
     samples = scan_dataset(shared_data / "zheng_wbc")
     counts = [cell_instances(sample.load()[1]).max() for sample in samples]
     assert len(counts) == 325 and set(counts) == {1}
+
+
+def test_red_cell_ruler_follows_rescaled_bccd_fields(shared_data):
+    """Issue 11's bar on every fourth BCCD field (scripts/bench_scale.py runs all of them)."""
+    import cv2
+
+    from blastseg.io import read_image
+    from blastseg.scale import estimate_scale
+
+    fields = bccd_fields(shared_data / "bccd")[::4]
+    ratios = {0.5: [], 2.0: []}
+    for sample in fields:
+        image = read_image(sample.image)
+        own = estimate_scale(image).red_cell_px
+        for factor, found in ratios.items():
+            resized = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+            other = estimate_scale(resized).red_cell_px
+            found.append(other / factor / own if own and other else np.nan)
+    for factor, found in ratios.items():
+        found = np.array(found)
+        assert np.nanmedian(found) == pytest.approx(1, abs=0.02), factor
+        assert np.mean(np.abs(found - 1) <= 0.1) >= 0.85, factor  # 0.91 and 0.93 on all 364 (unknown counts as a miss)

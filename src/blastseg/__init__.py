@@ -8,6 +8,7 @@ Notebook users import every step from here::
     result = blastseg.load_segmenter().segment(image)  # the bundled network
     analysis = blastseg.analyze(image)  # cells, their classes, counts and blast percentage
     analysis.summary().counts, analysis.cells[0]["class"], analysis.overlay()
+    blastseg.estimate_scale(image).pixel_size_um  # from the red cells (about 7.5 um across)
 
 Names are imported when first used, so ``import blastseg`` loads neither torch nor scikit-learn.
 """
@@ -38,6 +39,7 @@ _EXPORTS = {
     "blastseg.postprocess": ("InstanceRules", "cell_instances", "nucleus_instances"),
     "blastseg.preprocess": ("STEPS", "Pipeline"),
     "blastseg.render": ("mask_image", "overlay"),
+    "blastseg.scale": ("Scale", "estimate_scale", "given_scale"),
     "blastseg.segment": ("SEGMENTERS", "Segmentation", "Segmenter", "create_segmenter", "load_segmenter"),
     "blastseg.segment.checkpoint": ("load_checkpoint", "save_checkpoint"),
     "blastseg.segment.deep": ("DeepSegmenter",),

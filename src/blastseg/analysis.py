@@ -20,6 +20,7 @@ from blastseg.io import as_rgb, read_image
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.render import class_colours, classified_overlay, overlay
+from blastseg.scale import UNKNOWN, Scale, estimate_scale
 from blastseg.segment import Segmenter, load_segmenter
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Analysis:
     instances: np.ndarray
     cells: list[dict]
     classes: list[str] | None = None
+    scale: Scale = UNKNOWN
 
     def summary(self) -> CellCounts:
         """Cell count, counts per class and blast percentage."""
@@ -98,18 +100,19 @@ def analyze_labels(
     instances: np.ndarray | None = None,
     classifier: CellClassifier | None = None,
     rules: InstanceRules | None = None,
+    scale: Scale = UNKNOWN,
 ) -> Analysis:
     """Cells of a label map (cell ``instances`` made as ``rules`` say unless given), each
-    classified by ``classifier`` when there is one."""
+    classified by ``classifier`` when there is one, measured in micrometres too when ``scale`` is known."""
     if instances is None:
         instances = cell_instances(labels, rules)
-    rows = cell_rows(name, image, labels, instances)
+    rows = cell_rows(name, image, labels, instances, scale.pixel_size_um)
     classes = None
     if classifier is not None:
         classes = classifier.classes
         for row, proba in zip(rows, classifier.predict_proba(image, instances, rows)):
             row["class"], row["probability"] = classes[int(proba.argmax())], round(float(proba.max()), 4)
-    return Analysis(name, image, labels, instances, rows, classes)
+    return Analysis(name, image, labels, instances, rows, classes, scale)
 
 
 def analyze(
@@ -118,12 +121,14 @@ def analyze(
     classifier: str | Path | CellClassifier | None = "default",
     rules: InstanceRules | None = None,
     device: str = "auto",
+    scale: Scale | None = None,
 ) -> Analysis:
     """Segment, find, measure and classify the cells of one image in a single call (notebooks).
 
     ``image`` is an array (grey, RGB or RGBA, any dtype; taken as :func:`~blastseg.io.as_rgb` does) or a file; ``segmenter`` a segmentation checkpoint or a loaded
     segmenter; ``classifier`` a classifier file, a loaded one, ``default`` (the bundled white-cell
-    type classifier) or ``None``. For many images, load both once and pass them.
+    type classifier) or ``None``. For many images, load both once and pass them. ``scale`` (for
+    example ``blastseg.given_scale(pixel_size=0.1)``) is estimated from the red cells when not given.
     """
     from blastseg.classify.model import CellClassifier
 
@@ -137,4 +142,4 @@ def analyze(
     if not isinstance(segmenter, Segmenter):
         segmenter = load_segmenter(segmenter, device=device)
     labels = segmenter.segment(image).labels
-    return analyze_labels(name, image, labels, classifier=classifier, rules=rules)
+    return analyze_labels(name, image, labels, classifier=classifier, rules=rules, scale=scale or estimate_scale(image))

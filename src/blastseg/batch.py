@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from blastseg.analysis import CellCounts, analyze_labels, total_counts
 from blastseg.artifacts import DEFAULT
@@ -36,6 +36,7 @@ from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
+from blastseg.scale import Scale, estimate_scale, given_scale
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
 
@@ -140,9 +141,10 @@ class BatchLedger:
     def done(self, name: str) -> bool:
         return name in self.per_image
 
-    def add(self, name: str, rows: list[dict], counts: CellCounts) -> None:
+    def add(self, name: str, rows: list[dict], counts: CellCounts, scale: Scale, rescale: dict | None = None) -> None:
+        """Record one finished image: its rows, counts, scale and how the network rescaled it (if it did)."""
         append_csv(self.cells_csv, rows, self.columns)
-        self.per_image[name] = asdict(counts)
+        self.per_image[name] = {**asdict(counts), "scale": scale.as_dict(), **({"network_rescale": rescale} if rescale else {})}
         self.save()
 
     def fail(self, name: str, reason: str) -> None:
@@ -208,6 +210,7 @@ def segment_files(
     classifier: CellClassifier | None = None,
     provenance: dict[str, Any] | None = None,
     max_pixels: int = MAX_PIXELS,
+    scale: Scale | None = None,
 ) -> BatchResult:
     """Segment each image file and write its outputs into ``out_dir`` (module docstring).
 
@@ -218,7 +221,10 @@ def segment_files(
     ``segment_many`` gets ``batch_size`` images at a time. Inputs, output names and the folder
     are checked before anything is written; ``output`` says what may happen to earlier files.
     ``on_done(path, error)`` is called per image, ``error`` the one-line reason it failed or ``None``.
-    ``provenance`` describes the segmenter in ``summary.json``.
+    ``provenance`` describes the segmenter in ``summary.json``. Each image's scale (red-cell
+    diameter in pixels, pixel size in micrometres, and its source) is ``scale`` when given, else
+    estimated from its red cells (:mod:`blastseg.scale`); ``summary.json`` records it per image and
+    ``cells.csv`` gives sizes in micrometres wherever it is known.
     """
     out_dir, images, output = Path(out_dir), [Path(p) for p in images], output or OutputRules()
     preprocess, rules = preprocess or Pipeline(), rules or InstanceRules()
@@ -231,7 +237,8 @@ def segment_files(
     if classifier is not None:
         models["classifier"] = classifier.provenance()
     columns = [*COLUMNS, *CLASS_COLUMNS] if classifier else COLUMNS
-    ledger = BatchLedger(out_dir, columns, {"models": models, "instances": rules.model_dump()}, classifier.classes if classifier else None)
+    header = {"models": models, "instances": rules.model_dump(), "scale": scale.as_dict() if scale else "estimated from red cells"}
+    ledger = BatchLedger(out_dir, columns, header, classifier.classes if classifier else None)
     ledger.start(output)
     result = BatchResult(out_dir)
     todo = [path for path in images if not ledger.done(path.name)]
@@ -240,9 +247,10 @@ def segment_files(
             reason = describe_error(answer) if isinstance(answer, Exception) else None
             if reason is None:
                 try:
-                    analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules)
+                    image_scale = scale or answer.info.get("scale") or estimate_scale(image)
+                    analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules, image_scale)
                     paths = write_image_outputs(output_paths(path, out_dir), answer.labels, segmenter.target, analysis.overlay(), analysis.instances)
-                    ledger.add(path.name, analysis.cells, analysis.summary())
+                    ledger.add(path.name, analysis.cells, analysis.summary(), image_scale, answer.info.get("rescale"))
                     result.written.append(paths)
                 except Exception as error:  # this image failed: say why and go on with the others
                     reason = describe_error(error)
@@ -263,8 +271,9 @@ def segment_with_recipe(
     out_dir: str | Path,
     output: OutputRules | None = None,
     on_done: Callable[[Path, str | None], None] | None = None,
+    scale: Scale | None = None,
 ) -> BatchResult:
-    """``blastseg segment``: a classical recipe over image files."""
+    """``blastseg segment``: a classical recipe over image files (``scale`` as in :func:`segment_files`)."""
     return segment_files(
         images,
         config.segmenter(),
@@ -275,10 +284,27 @@ def segment_with_recipe(
         rules=config.instances,
         provenance=config.provenance(),
         max_pixels=config.max_pixels,
+        scale=scale,
     )
 
 
-class PredictOptions(StrictModel):
+class ScaleOptions(StrictModel):
+    """The image scale a user may state instead of having it estimated (``--cell-diameter``, ``--pixel-size``)."""
+
+    cell_diameter: float | None = Field(default=None, gt=0, le=100_000, description="red-cell diameter in pixels (default: estimated per image)")
+    pixel_size: float | None = Field(default=None, gt=0, le=1000, description="micrometres per pixel (default: from the red cells)")
+
+    @model_validator(mode="after")
+    def _one_scale(self) -> ScaleOptions:
+        self.scale()  # both at once are refused
+        return self
+
+    def scale(self) -> Scale | None:
+        """The scale the user gave, if any."""
+        return given_scale(self.cell_diameter, self.pixel_size)
+
+
+class PredictOptions(ScaleOptions):
     """How ``blastseg predict`` segments and classifies (every field has a command-line flag)."""
 
     checkpoint: str = DEFAULT
@@ -320,6 +346,7 @@ def predict_files(
         batch_size=options.batch_size,
         tta=options.tta,
         threshold=options.threshold,
+        scale=options.scale(),
     )
     return segment_files(
         images,
@@ -332,4 +359,5 @@ def predict_files(
         classifier=classifier,
         provenance=segmenter.provenance(),
         max_pixels=options.max_pixels,
+        scale=options.scale(),
     )

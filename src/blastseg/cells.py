@@ -7,7 +7,9 @@ bbox_y0`` (inclusive) ``bbox_x1, bbox_y1`` (exclusive), ``area, perimeter, circu
 it: lobes of a neutrophil), ``touches_border``, the cell's mean ``r, g, b`` and ``h, s, v`` (HSV,
 OpenCV ranges: h 0-179), and GLCM texture of its grey levels (scikit-image; 32 levels, distance 1,
 mean over 4 directions, pixels outside the cell excluded): ``glcm_contrast, glcm_dissimilarity,
-glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``.
+glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``; then, when the image's scale is known
+(:mod:`blastseg.scale`), ``pixel_size_um`` and the sizes in physical units: ``diameter_um``
+(of the disc of the same area), ``area_um2, perimeter_um, nucleus_area_um2`` (empty otherwise).
 
 >>> labels = np.zeros((6, 6), np.uint8); labels[1:5, 1:5] = 1; labels[2:4, 2:4] = 2
 >>> image = np.full((6, 6, 3), 200, np.uint8)
@@ -53,9 +55,19 @@ COLUMNS = (
     "s",
     "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
+    "pixel_size_um",
+    "diameter_um",
+    "area_um2",
+    "perimeter_um",
+    "nucleus_area_um2",
 )
-# the columns that describe the cell itself (not where it is or which image it is in): classifier inputs
-FEATURES = tuple(c for c in COLUMNS if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border"))
+# the columns that describe the cell itself (not where it is or which image it is in, nor the
+# physical sizes, known only for some images): classifier inputs
+FEATURES = tuple(
+    c
+    for c in COLUMNS[: COLUMNS.index("pixel_size_um")]
+    if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border")
+)
 
 
 def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -87,8 +99,27 @@ def nucleus_parts(nucleus: np.ndarray, min_fraction: float = 0.05) -> int:
     return int((areas >= min_fraction * areas.sum()).sum()) if count > 1 else 0
 
 
-def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> list[dict]:
-    """One row per instance of ``instances`` with the columns in :data:`COLUMNS`."""
+def physical_sizes(area: float, perimeter: float, nucleus_area: float, pixel_size_um: float | None) -> dict[str, float | None]:
+    """The unit columns of one cell: sizes in micrometres (``None`` when the pixel size is unknown).
+
+    >>> physical_sizes(400, 80, 100, 0.5)
+    {'pixel_size_um': 0.5, 'diameter_um': 11.284, 'area_um2': 100.0, 'perimeter_um': 40.0, 'nucleus_area_um2': 25.0}
+    """
+    if pixel_size_um is None:
+        return dict.fromkeys(("pixel_size_um", "diameter_um", "area_um2", "perimeter_um", "nucleus_area_um2"))
+    square = pixel_size_um**2
+    return {
+        "pixel_size_um": round(pixel_size_um, 5),
+        "diameter_um": round(2 * float(np.sqrt(area / np.pi)) * pixel_size_um, 3),
+        "area_um2": round(area * square, 3),
+        "perimeter_um": round(perimeter * pixel_size_um, 3),
+        "nucleus_area_um2": round(nucleus_area * square, 3),
+    }
+
+
+def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances: np.ndarray, pixel_size_um: float | None = None) -> list[dict]:
+    """One row per instance of ``instances`` with the columns in :data:`COLUMNS` (sizes in
+    micrometres too when ``pixel_size_um`` is given)."""
     rows = []
     nucleus = labels == NUCLEUS
     grey = to_grey(image)
@@ -126,6 +157,7 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
                 **dict(zip("rgb", map(float, rgb))),
                 **dict(zip("hsv", map(float, hsv_mean))),
                 **glcm_features(grey[y0:y1, x0:x1], inside),
+                **physical_sizes(area, perimeter, nucleus_area, pixel_size_um),
             }
         )
     return rows

@@ -120,6 +120,13 @@ ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Me
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the files blastseg wrote there before (never others).", rich_help_panel=OUTPUT)]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Carry on an interrupted batch in --out: finished images are kept.", rich_help_panel=OUTPUT)]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails (default: report it and go on).", rich_help_panel=INPUT)]
+CellDiameterOpt = Annotated[
+    Optional[float],
+    typer.Option("--cell-diameter", help="Red-cell diameter in pixels (default: estimated from each image's red cells).", rich_help_panel=INPUT),
+]
+PixelSizeOpt = Annotated[
+    Optional[float], typer.Option("--pixel-size", help="Micrometres per pixel, if known (instead of --cell-diameter).", rich_help_panel=INPUT)
+]
 MaxPixelsOpt = Annotated[
     Optional[int], typer.Option("--max-pixels", help="Refuse larger images before decoding them (default 90 million).", rich_help_panel=INPUT)
 ]
@@ -159,15 +166,19 @@ def segment(
     resume: ResumeOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = None,
+    cell_diameter: CellDiameterOpt = None,
+    pixel_size: PixelSizeOpt = None,
 ) -> None:
     """Segment images with a classical method and write a mask and an overlay for each."""
-    from blastseg.batch import OutputRules, segment_with_recipe
+    from blastseg.batch import OutputRules, ScaleOptions, segment_with_recipe
+    from blastseg.config import validate
     from blastseg.segment.recipe import SegmentConfig
 
     recipe = SegmentConfig.from_options(config, method, target, parse_params(param), max_pixels)
+    scale = validate(ScaleOptions, {"cell_diameter": cell_diameter, "pixel_size": pixel_size}, "command line").scale()
     with progress_bar() as progress:
         on_done = image_progress(progress, f"{recipe.method} {recipe.target}", len(images))
-        result = segment_with_recipe(images, recipe, out, OutputRules(overwrite, resume, fail_fast), on_done)
+        result = segment_with_recipe(images, recipe, out, OutputRules(overwrite, resume, fail_fast), on_done, scale)
     report_batch(result, out, "cells.csv and summary.json")
 
 
@@ -212,6 +223,8 @@ def predict(
     resume: ResumeOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = None,
+    cell_diameter: CellDiameterOpt = None,
+    pixel_size: PixelSizeOpt = None,
     device: DeviceOpt = "auto",
     tile_size: TileOpt = 512,
     batch_size: BatchOpt = 4,
@@ -231,6 +244,8 @@ def predict(
         "tile_size": tile_size,
         "batch_size": batch_size,
         "instances": rules,
+        "cell_diameter": cell_diameter,
+        "pixel_size": pixel_size,
         **({"max_pixels": max_pixels} if max_pixels is not None else {}),
     }
     options = validate(PredictOptions, flags, "command line")

@@ -34,6 +34,9 @@ class ModelCard(StrictModel):
     preprocess: list[dict[str, Any]] = Field(default_factory=list)
     normalize: Normalize = Field(default_factory=Normalize)
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    red_cell_px: float | None = Field(
+        default=None, gt=0, le=10_000, description="red-cell diameter (pixels) the network was trained at; images are rescaled to it (None: never)"
+    )
     trained_on: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import cv2
 import torch
 from torch.utils.data import Dataset
 
 from blastseg.datasets.layouts import Sample
 from blastseg.errors import DatasetError
 from blastseg.preprocess import Normalize, Pipeline
+from blastseg.scale import resized
 from blastseg.segment.heads import encode_target
 from blastseg.tensors import to_tensor
 
@@ -18,6 +20,8 @@ class SegmentationDataset(Dataset):
     """Images and their training targets, held in memory, augmented on the fly.
 
     Each item is ``(image tensor 3xHxW, target)`` with the target as :func:`encode_target` makes it.
+    ``factors`` (one per sample) resize the images and masks once, when they are loaded: to the
+    red-cell size the network trains at.
     """
 
     def __init__(
@@ -28,14 +32,16 @@ class SegmentationDataset(Dataset):
         normalize: Normalize,
         transform: Callable | None = None,
         channels: int = 3,
+        factors: Sequence[float] | None = None,
     ):
         self.output, self.normalize, self.transform, self.channels = output, normalize, transform, channels
         self.items = []
-        for sample in samples:
+        for sample, factor in zip(samples, factors or [1.0] * len(samples)):
             image, labels = sample.load()
             if labels is None:
                 raise DatasetError(f"{sample.image}: no mask found; training needs a mask for every image")
-            self.items.append((preprocess(image), labels))
+            image = resized(preprocess(image), factor)
+            self.items.append((image, cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from blastseg.config import FilePath, Seed, StrictModel, as_value_error
 from blastseg.datasets.layouts import LayoutName
 from blastseg.datasets.masks import EncodingName
+from blastseg.errors import DatasetError
 from blastseg.preprocess import Pipeline
 from blastseg.runtime import DeviceName
 from blastseg.segment.heads import Output, output_channels
@@ -32,6 +33,31 @@ class DataConfig(StrictModel):
     seed: Seed = 0
     crop_size: int = Field(default=160, ge=32, le=2048, description="square training crop; multiple of 32")
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
+    red_cell_px: Annotated[float, Field(gt=0, le=10_000)] | dict[str, Annotated[float, Field(gt=0, le=10_000)]] | None = Field(
+        default=None, description="red-cell diameter in the images' own pixels: one number, or one per sub-dataset (group)"
+    )
+    scale_to: float | None = Field(
+        default=None, gt=0, le=1000, description="red-cell diameter (pixels) the network is trained at; predict rescales every image to it"
+    )
+
+    @model_validator(mode="after")
+    def _scale_pair(self) -> DataConfig:
+        if (self.red_cell_px is None) != (self.scale_to is None):
+            raise ValueError("red_cell_px and scale_to go together: the images' red-cell size and the one to train at")
+        return self
+
+    def rescale_factor(self, group: str) -> float:
+        """How much an image of ``group`` is resized for training (1 without ``scale_to``).
+
+        >>> DataConfig(path="d", red_cell_px={"a": 60.0}, scale_to=30).rescale_factor("a")
+        0.5
+        """
+        if self.scale_to is None:
+            return 1.0
+        size = self.red_cell_px if not isinstance(self.red_cell_px, dict) else self.red_cell_px.get(group)
+        if size is None:
+            raise DatasetError(f"data.red_cell_px names no size for the images of {group!r}; it names {', '.join(self.red_cell_px) or 'none'}")
+        return self.scale_to / size
 
     @field_validator("crop_size")
     @classmethod
@@ -65,6 +91,7 @@ class OptimConfig(StrictModel):
     max_minutes: float | None = Field(default=None, gt=0, description="stop after this much training time")
     steps_per_epoch: int | None = Field(default=None, ge=1, le=1_000_000, description="batches per epoch (default: one pass)")
     device: DeviceName = "auto"
+    workers: int = Field(default=0, ge=0, le=64, description="processes that load and augment batches (0: the training process itself)")
     amp: bool = Field(default=True, description="mixed precision (CUDA only)")
     seed: int = Field(default=0, ge=0, le=4_000_000, description="epoch e reseeds from seed x 1000 + e, which must fit in 32 bits")
 

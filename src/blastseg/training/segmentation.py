@@ -30,6 +30,7 @@ from blastseg.metrics import dice
 from blastseg.preprocess import Pipeline
 from blastseg.render import figure_png, pyplot
 from blastseg.runtime import resolve_device, seed_everything
+from blastseg.scale import Scale
 from blastseg.segment.checkpoint import ModelCard, save_checkpoint
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.segment.heads import is_multiclass
@@ -73,7 +74,7 @@ class Session:
     segmenter: DeepSegmenter  # wraps the network being trained; scores validation images
     train_set: SegmentationDataset
     train_groups: list[str]
-    val_pairs: list[tuple[np.ndarray, np.ndarray]]
+    val_pairs: list[tuple[np.ndarray, np.ndarray, Scale | None]]
     transform: Any
     loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -100,6 +101,7 @@ def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
         output=config.output,
         preprocess=Pipeline.from_config(config.data.preprocess).to_config(),
         threshold=config.threshold,
+        red_cell_px=config.data.scale_to,
         trained_on=str(config.data.path),
         metrics=metrics,
     )
@@ -113,7 +115,8 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     segmenter = DeepSegmenter(model, model_card(config, {}), device=str(device))
     train_samples = select(samples, split["train"])
     transform = build_augmentation(config.augment, config.data.crop_size)
-    train_set = SegmentationDataset(train_samples, config.output, segmenter.preprocess, segmenter.normalize, transform, config.model.in_channels)
+    factors = [config.data.rescale_factor(s.group) for s in train_samples]
+    train_set = SegmentationDataset(train_samples, config.output, segmenter.preprocess, segmenter.normalize, transform, config.model.in_channels, factors)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.optim.lr_factor, patience=config.optim.lr_patience)
     scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
@@ -126,7 +129,7 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
         segmenter,
         train_set,
         [s.group for s in train_samples],
-        [s.load() for s in select(samples, split["val"])],
+        [(*s.load(), known_scale(config, s)) for s in select(samples, split["val"])],
         transform,
         build_loss(config.loss, is_multiclass(config.output)),
         optimizer,
@@ -144,7 +147,7 @@ def epoch_loader(session: Session, epoch: int) -> DataLoader:
     steps = optim.steps_per_epoch or math.ceil(len(groups) / optim.batch_size)
     generator = torch.Generator().manual_seed(optim.seed * 1000 + epoch)
     sampler = WeightedRandomSampler(weights, steps * optim.batch_size, replacement=True, generator=generator)
-    return DataLoader(session.train_set, optim.batch_size, sampler=sampler, drop_last=True)
+    return DataLoader(session.train_set, optim.batch_size, sampler=sampler, drop_last=True, num_workers=optim.workers)
 
 
 def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float:
@@ -175,12 +178,20 @@ def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float
     return float(np.mean(losses))
 
 
-def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Mean Dice per evaluated target over (image, labels) pairs."""
+def known_scale(config: TrainConfig, sample: Sample) -> Scale | None:
+    """The red-cell size the recipe states for a sample's images (``None`` without one)."""
+    if config.data.scale_to is None:
+        return None
+    return Scale(config.data.scale_to / config.data.rescale_factor(sample.group), "recipe")
+
+
+def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray, Scale | None]]) -> dict[str, float]:
+    """Mean Dice per evaluated target over (image, labels, scale) triples, each image rescaled by
+    the scale the recipe states for it (the network is judged, not the scale estimate)."""
     targets = evaluated_targets(segmenter.target)
     scores: dict[str, list[float]] = {t: [] for t in targets}
-    for image, labels in samples:
-        predicted = segmenter.segment(image).labels
+    for image, labels, scale in samples:
+        predicted = segmenter.segment(image, scale).labels
         for target in targets:
             scores[target].append(dice(target_mask(predicted, target), target_mask(labels, target)))
     return {t: float(np.mean(v)) for t, v in scores.items()}
