@@ -59,14 +59,18 @@ def _greedy(scores: np.ndarray, allowed: np.ndarray) -> Matches:
     )
 
 
+def cell_box(cell: dict) -> tuple[float, float, float, float]:
+    """A cells-table row's bounding box as ``(x0, y0, x1, y1)``."""
+    return (cell["bbox_x0"], cell["bbox_y0"], cell["bbox_x1"], cell["bbox_y1"])
+
+
 def match_boxes(cells: Sequence[dict], boxes: Sequence[Box], iou_threshold: float = 0.5) -> Matches:
     """Match cells-table rows to truth boxes by IoU >= ``iou_threshold`` or centroid inside."""
     scores = np.zeros((len(cells), len(boxes)))
     allowed = np.zeros_like(scores, bool)
     for i, cell in enumerate(cells):
-        cell_box = (cell["bbox_x0"], cell["bbox_y0"], cell["bbox_x1"], cell["bbox_y1"])
         for j, box in enumerate(boxes):
-            iou = box_iou(cell_box, (box.xmin, box.ymin, box.xmax, box.ymax))
+            iou = box_iou(cell_box(cell), (box.xmin, box.ymin, box.xmax, box.ymax))
             inside = box.xmin <= cell["x"] <= box.xmax and box.ymin <= cell["y"] <= box.ymax
             scores[i, j] = iou + inside  # centroid-inside pairs first, then by IoU
             allowed[i, j] = iou >= iou_threshold or inside
@@ -98,7 +102,8 @@ def detection_scores(true_positive: int, false_positive: int, false_negative: in
 @dataclass
 class DetectionScores:
     """Cells found on annotated fields against the truth: counts of true and false positives and
-    misses, precision, recall, the mean absolute error of the per-field count, the median area of
+    misses, precision, recall, the median IoU of each matched cell's box with its truth box
+    (how tight the outlines are), the mean absolute error of the per-field count, the median area of
     matched and unmatched cells, and the fields with a miss or a false alarm."""
 
     fields: int
@@ -107,6 +112,7 @@ class DetectionScores:
     fn: int
     precision: float
     recall: float
+    median_box_iou: float | None
     count_mae: float
     median_area: dict[str, float | None]
     fields_with_errors: list[dict]
@@ -119,6 +125,7 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
     totals = {"tp": 0, "fp": 0, "fn": 0}
     count_errors, fields = [], []
     areas: dict[str, list[int]] = {"matched": [], "unmatched": []}
+    ious: list[float] = []
     for sample in samples:
         image, _ = sample.load()
         truth = [box for box in sample.boxes or [] if box.label == label]
@@ -129,6 +136,7 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         for key, value in outcome.items():
             totals[key] += value
         areas["matched"] += [cells[i]["area"] for i, _ in matches.pairs]
+        ious += [box_iou(cell_box(cells[i]), (truth[j].xmin, truth[j].ymin, truth[j].xmax, truth[j].ymax)) for i, j in matches.pairs]
         areas["unmatched"] += [cells[i]["area"] for i in matches.unmatched_cells]
         count_errors.append(abs(len(cells) - len(truth)))
         if outcome["fp"] or outcome["fn"]:
@@ -137,7 +145,21 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         len(count_errors),
         **totals,
         **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
+        median_box_iou=float(np.median(ious)) if ious else None,
         count_mae=float(np.mean(count_errors)) if count_errors else 0.0,
         median_area={k: float(np.median(v)) if v else None for k, v in areas.items()},
         fields_with_errors=fields,
     )
+
+
+def one_centred_cell(cells: Sequence[dict], height: int, width: int, radius_fraction: float = 0.2) -> bool:
+    """Whether exactly one cell was found and its centroid lies within ``radius_fraction`` of the
+    image's shorter side from the image centre (single-cell crops such as PBC's).
+
+    >>> one_centred_cell([{"x": 55.0, "y": 45.0}], 100, 100), one_centred_cell([{"x": 90.0, "y": 50.0}], 100, 100)
+    (True, False)
+    """
+    if len(cells) != 1:
+        return False
+    distance = np.hypot(cells[0]["x"] - width / 2, cells[0]["y"] - height / 2)
+    return bool(distance <= radius_fraction * min(height, width))

@@ -1,0 +1,45 @@
+"""Detection scores against boxes, worked out by hand on a field with one known cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blastseg.annotations import Box
+from blastseg.datasets.layouts import Sample
+from blastseg.evaluation.detection import one_centred_cell, score_fields
+from blastseg.postprocess import InstanceRules
+from blastseg.segment.base import Segmentation
+from tests.synthetic import disc
+
+
+class FixedAnswer:
+    """A segmenter that always finds one cell: a disc of radius 20 at (50, 50) with a nucleus."""
+
+    target = "multiclass"
+
+    def segment(self, image):
+        labels = np.zeros(image.shape[:2], np.uint8)
+        labels[disc(labels.shape, (50, 50), 20)] = 1
+        labels[disc(labels.shape, (50, 50), 10)] = 2
+        return Segmentation(labels)
+
+
+def test_box_iou_precision_and_recall_by_hand(tmp_path):
+    path = tmp_path / "field.png"
+    Image.fromarray(np.full((100, 120, 3), 230, np.uint8)).save(path)
+    boxes = [Box("WBC", 30, 30, 70, 70), Box("WBC", 90, 80, 110, 95), Box("RBC", 0, 0, 10, 10)]
+    scores = score_fields([Sample(path, boxes=boxes)], FixedAnswer(), InstanceRules(min_area=10))
+    assert (scores.tp, scores.fp, scores.fn) == (1, 0, 1)
+    assert (scores.precision, scores.recall) == (1.0, 0.5)
+    # the opening trims the disc's one-pixel tip on the left: the cell's box is x in [31, 70),
+    # y in [30, 71); against [30, 70] x [30, 70]: overlap 39 x 40, union 39 x 41 + 40 x 40 - 1560
+    assert scores.median_box_iou == pytest.approx(1560 / 1639)
+
+
+def test_one_centred_cell_needs_exactly_one_near_the_centre():
+    assert one_centred_cell([{"x": 60.0, "y": 50.0}], 100, 120)
+    assert not one_centred_cell([{"x": 60.0, "y": 50.0}, {"x": 10.0, "y": 10.0}], 100, 120)
+    assert not one_centred_cell([], 100, 120)
+    assert not one_centred_cell([{"x": 60.0, "y": 71.0}], 100, 120)  # 21 from the centre: over 0.2 x 100
