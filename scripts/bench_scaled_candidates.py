@@ -41,7 +41,7 @@ def main() -> None:
         for mode in ("estimated", "recipe"):
             scores: dict[tuple[str, str], list[float]] = {}
             for sample, image, labels in pairs:
-                scale = Scale(config.data.scale_to / config.data.rescale_factor(sample.group), "recipe") if mode == "recipe" else None
+                scale = Scale(config.data.group_red_cell_px(sample.group), "recipe") if mode == "recipe" else None
                 predicted = segmenter.segment(image, scale).labels
                 for target in ("nucleus", "cell"):
                     scores.setdefault((sample.group, target), []).append(dice(target_mask(predicted, target), target_mask(labels, target)))

@@ -44,6 +44,11 @@ class Box:
     xmax: float
     ymax: float
 
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)``."""
+        return (self.xmin, self.ymin, self.xmax, self.ymax)
+
 
 def read_voc(path: str | os.PathLike) -> list[Box]:
     """Read the object boxes of a Pascal VOC XML annotation file."""

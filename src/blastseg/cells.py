@@ -30,6 +30,7 @@ from blastseg.preprocess import Resize, to_grey, to_hsv
 
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
 GLCM_LEVELS = 32
+UNIT_COLUMNS = ("pixel_size_um", "diameter_um", "area_um2", "perimeter_um", "nucleus_area_um2")
 COLUMNS = (
     "image",
     "cell_id",
@@ -55,19 +56,11 @@ COLUMNS = (
     "s",
     "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
-    "pixel_size_um",
-    "diameter_um",
-    "area_um2",
-    "perimeter_um",
-    "nucleus_area_um2",
+    *UNIT_COLUMNS,
 )
 # the columns that describe the cell itself (not where it is or which image it is in, nor the
 # physical sizes, known only for some images): classifier inputs
-FEATURES = tuple(
-    c
-    for c in COLUMNS[: COLUMNS.index("pixel_size_um")]
-    if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border")
-)
+FEATURES = tuple(c for c in COLUMNS if c not in ("image", "cell_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "touches_border", *UNIT_COLUMNS))
 
 
 def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -106,7 +99,7 @@ def physical_sizes(area: float, perimeter: float, nucleus_area: float, pixel_siz
     {'pixel_size_um': 0.5, 'diameter_um': 11.284, 'area_um2': 100.0, 'perimeter_um': 40.0, 'nucleus_area_um2': 25.0}
     """
     if pixel_size_um is None:
-        return dict.fromkeys(("pixel_size_um", "diameter_um", "area_um2", "perimeter_um", "nucleus_area_um2"))
+        return dict.fromkeys(UNIT_COLUMNS)
     square = pixel_size_um**2
     return {
         "pixel_size_um": round(pixel_size_um, 5),

@@ -6,10 +6,10 @@ and the same image rescaled give the same answer in their own pixels (scale-equi
 
 1. **inscribed circles** (source ``red cells``): stained objects are the pixels whose optical density
    in green (haemoglobin absorbs it) is above the lower of two multi-Otsu thresholds; small gaps are
-   closed and holes (the central pallor) filled. The largest circle inside each object that holds no
-   nucleus and does not touch the border is one red cell's diameter, also when cells touch: the
-   neck between two touching cells is narrower than either. The median of the middle values is
-   the answer.
+   closed and holes (the central pallor) filled. In the objects that hold no nucleus, each maximal
+   inscribed circle clear of the border is one red cell, also where cells touch: the neck between
+   two touching cells is narrower than either (:func:`inscribed_diameters`). The answer is the
+   typical value of those diameters (:func:`typical`).
 2. **circles** (source ``circles``), where too few objects stand apart (packed fields, pale
    ring-shaped cells): the median diameter of the outermost circles the Hough gradient transform
    finds.
@@ -208,8 +208,9 @@ def typical(diameters: np.ndarray) -> tuple[float, int] | None:
     """The typical diameter and how many agree with it, or ``None`` unless ``MIN_CELLS`` do.
 
     Each diameter is weighted by itself, so that specks, platelets and bumps weigh little and one
-    white cell left in does not decide; values outside 0.6-1.6x of that weighted median are dropped until none is. The
-    answer also needs an interquartile range within ``MAX_SPREAD`` of its median.
+    white cell left in does not decide; values outside 0.6-1.6x of that weighted median are
+    dropped until none is. The answer, their median, also needs an interquartile range within
+    ``MAX_SPREAD`` of it.
 
     >>> typical(np.array([20, 21, 19, 20, 22, 5, 6, 7, 80.0]))
     (20.0, 5)

@@ -69,8 +69,9 @@ def match_boxes(cells: Sequence[dict], boxes: Sequence[Box], iou_threshold: floa
     scores = np.zeros((len(cells), len(boxes)))
     allowed = np.zeros_like(scores, bool)
     for i, cell in enumerate(cells):
+        corners = cell_box(cell)
         for j, box in enumerate(boxes):
-            iou = box_iou(cell_box(cell), (box.xmin, box.ymin, box.xmax, box.ymax))
+            iou = box_iou(corners, box.corners)
             inside = box.xmin <= cell["x"] <= box.xmax and box.ymin <= cell["y"] <= box.ymax
             scores[i, j] = iou + inside  # centroid-inside pairs first, then by IoU
             allowed[i, j] = iou >= iou_threshold or inside
@@ -136,7 +137,7 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         for key, value in outcome.items():
             totals[key] += value
         areas["matched"] += [cells[i]["area"] for i, _ in matches.pairs]
-        ious += [box_iou(cell_box(cells[i]), (truth[j].xmin, truth[j].ymin, truth[j].xmax, truth[j].ymax)) for i, j in matches.pairs]
+        ious += [box_iou(cell_box(cells[i]), truth[j].corners) for i, j in matches.pairs]
         areas["unmatched"] += [cells[i]["area"] for i in matches.unmatched_cells]
         count_errors.append(abs(len(cells) - len(truth)))
         if outcome["fp"] or outcome["fn"]:

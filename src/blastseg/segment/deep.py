@@ -137,10 +137,10 @@ class DeepSegmenter:
         height, width = image.shape[:2]
         if scale is not None and not scale.known:
             first = self._native_probabilities(image)
-            factor = self._white_cell_factor(first, image.shape) or 1.0
-            source = "white cell" if factor != 1.0 else "unknown"
-            if factor == 1.0:
-                return first, self._rescale_info(1.0, source, scale)
+            factor = self._white_cell_factor(first, image.shape)
+            if factor is None:
+                return first, self._rescale_info(1.0, "unknown", scale)
+            source = "white cell"
         probabilities = back_to(self._native_probabilities(resized(image, factor)), height, width)
         return probabilities, self._rescale_info(factor, source, scale)
 

@@ -41,7 +41,9 @@ class SegmentationDataset(Dataset):
             if labels is None:
                 raise DatasetError(f"{sample.image}: no mask found; training needs a mask for every image")
             image = resized(preprocess(image), factor)
-            self.items.append((image, cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)))
+            if image.shape[:2] != labels.shape:
+                labels = cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+            self.items.append((image, labels))
 
     def __len__(self) -> int:
         return len(self.items)

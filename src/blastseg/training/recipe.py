@@ -46,18 +46,22 @@ class DataConfig(StrictModel):
             raise ValueError("red_cell_px and scale_to go together: the images' red-cell size and the one to train at")
         return self
 
+    def group_red_cell_px(self, group: str) -> float | None:
+        """The red-cell diameter the recipe states for the images of ``group`` (``None`` without one)."""
+        if self.red_cell_px is None or not isinstance(self.red_cell_px, dict):
+            return self.red_cell_px
+        if group not in self.red_cell_px:
+            raise DatasetError(f"data.red_cell_px names no size for the images of {group!r}; it names {', '.join(self.red_cell_px) or 'none'}")
+        return self.red_cell_px[group]
+
     def rescale_factor(self, group: str) -> float:
         """How much an image of ``group`` is resized for training (1 without ``scale_to``).
 
         >>> DataConfig(path="d", red_cell_px={"a": 60.0}, scale_to=30).rescale_factor("a")
         0.5
         """
-        if self.scale_to is None:
-            return 1.0
-        size = self.red_cell_px if not isinstance(self.red_cell_px, dict) else self.red_cell_px.get(group)
-        if size is None:
-            raise DatasetError(f"data.red_cell_px names no size for the images of {group!r}; it names {', '.join(self.red_cell_px) or 'none'}")
-        return self.scale_to / size
+        size = self.group_red_cell_px(group)
+        return 1.0 if size is None else self.scale_to / size
 
     @field_validator("crop_size")
     @classmethod

@@ -180,9 +180,8 @@ def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float
 
 def known_scale(config: TrainConfig, sample: Sample) -> Scale | None:
     """The red-cell size the recipe states for a sample's images (``None`` without one)."""
-    if config.data.scale_to is None:
-        return None
-    return Scale(config.data.scale_to / config.data.rescale_factor(sample.group), "recipe")
+    size = config.data.group_red_cell_px(sample.group)
+    return None if size is None else Scale(size, "recipe")
 
 
 def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray, Scale | None]]) -> dict[str, float]:
