@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blastseg.scale import RED_CELL_UM, UNKNOWN, Scale, estimate_scale, given_scale, typical
+from blastseg.scale import RED_CELL_UM, UNKNOWN, Scale, circle_diameters, estimate_scale, given_scale, typical
 from tests.synthetic import synthetic_cell, synthetic_smear
 
 
@@ -41,6 +41,18 @@ def test_a_large_field_with_small_red_cells_gets_a_second_look():
 )
 def test_without_red_cells_the_scale_is_unknown(image):
     assert estimate_scale(image) == UNKNOWN
+
+
+def test_noise_is_not_searched_for_circles(monkeypatch):
+    def no_vote(*args, **kwargs):
+        raise AssertionError("the Hough vote ran on noise")
+
+    monkeypatch.setattr(cv2, "HoughCircles", no_vote)
+    noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    assert estimate_scale(noise) == UNKNOWN
+    smear = synthetic_smear((400, 400), red_cell_diameter=40, seed=1)
+    with pytest.raises(AssertionError, match="Hough"):
+        circle_diameters(smear)
 
 
 def test_white_cells_and_specks_do_not_decide():
