@@ -6,11 +6,16 @@
 - PBC (every ``--pbc-step``-th image of each class): the share of images where exactly one cell is
   found with its centroid within 20 % of the shorter side from the centre, and per class the
   median area of that cell and its spread (interquartile range over median).
+- The hand-checked masks in ``tests/data/handchecked`` (see its NOTICE.md): on the 30 all_blasts
+  fields, the cell Dice of the whole field, the share of fields where no found cell merges two
+  reference cells, and cell recall and precision at IoU 0.5; on the 30 PBC cells, the Dice of the
+  found cell that overlaps the reference most.
 
 Methods: segmentation checkpoints (``default`` is the shipped model; run folders or cards), and
 ``kmeans`` (multiclass) and ``otsu`` (its nucleus mask as cells). Writes ``results/bench_travel.json``::
 
     python3 scripts/bench_travel.py default runs/scaled_model kmeans otsu
+    python3 scripts/bench_travel.py default kmeans --sets handchecked
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ import numpy as np
 from blastseg.cells import cell_rows
 from blastseg.datasets.layouts import bccd_fields
 from blastseg.evaluation.detection import one_centred_cell, score_fields
-from blastseg.io import read_image, write_json
+from blastseg.evaluation.instances import best_cell_dice, match_instances, merged_cells
+from blastseg.io import read_image, read_mask, write_json
+from blastseg.metrics import dice
 from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.segment import Segmenter, create_segmenter, load_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
+HANDCHECKED = ROOT / "tests" / "data" / "handchecked"
+SETS = ("bccd", "pbc", "handchecked")
 CLASSICAL = {"kmeans": {"target": "multiclass"}, "otsu": {"target": "nucleus"}}
 
 
@@ -66,11 +75,37 @@ def pbc(root: Path, segmenter: Segmenter, rules: InstanceRules, step: int) -> di
     return {"images": images, "one_centred_cell": round(hits / images, 4), "per_class": per_class}
 
 
+def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules) -> dict:
+    fields, cells = [], []
+    for reference_path in sorted((HANDCHECKED / "all_blasts").rglob("*.png")):
+        reference = read_mask(reference_path).astype(np.int32)
+        labels = segmenter.segment(read_image(data / "all_blasts" / reference_path.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg"))).labels
+        found = cell_instances(labels, rules)
+        matches = match_instances(found, reference)
+        fields.append((dice(labels > 0, reference > 0), merged_cells(found, reference) == 0, matches))
+    for reference_path in sorted((HANDCHECKED / "pbc").rglob("*.png")):
+        reference = read_mask(reference_path) > 0
+        labels = segmenter.segment(read_image(data / "pbc" / reference_path.relative_to(HANDCHECKED / "pbc").with_suffix(".jpg"))).labels
+        cells.append(best_cell_dice(cell_instances(labels, rules), reference))
+    matched, predicted, truth = (sum(getattr(m, key) for *_, m in fields) for key in ("matched", "predicted", "reference"))
+    return {
+        "all_blasts": {
+            "fields": len(fields),
+            "cell_dice_mean": round(float(np.mean([d for d, *_ in fields])), 4),
+            "fields_without_merges": round(float(np.mean([clean for _, clean, _ in fields])), 4),
+            "cell_recall": round(matched / truth, 4),
+            "cell_precision": round(matched / predicted, 4) if predicted else None,
+        },
+        "pbc": {"cells": len(cells), "cell_dice_mean": round(float(np.mean(cells)), 4), "cell_dice_min": round(float(np.min(cells)), 4)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("methods", nargs="+", help="checkpoints, 'kmeans' or 'otsu'")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--pbc-step", type=int, default=4)
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_travel.json")
     args = parser.parse_args()
     rules = InstanceRules()
@@ -78,17 +113,23 @@ def main() -> None:
     for name in args.methods:
         segmenter = method(name)
         started = time.perf_counter()
-        detection = asdict(score_fields(bccd_fields(args.data / "bccd", "test"), segmenter, rules))
-        detection.pop("fields_with_errors")
-        results[name] = {"bccd_test": detection, "pbc": pbc(args.data / "pbc", segmenter, rules, args.pbc_step)}
+        results[name] = {}
+        if "bccd" in args.sets:
+            detection = asdict(score_fields(bccd_fields(args.data / "bccd", "test"), segmenter, rules))
+            detection.pop("fields_with_errors")
+            results[name]["bccd_test"] = detection
+            print(
+                f"{name}: BCCD test precision {detection['precision']:.4f} recall {detection['recall']:.4f} median box IoU {detection['median_box_iou'] or 0:.3f}"
+            )
+        if "pbc" in args.sets:
+            results[name]["pbc"] = pbc(args.data / "pbc", segmenter, rules, args.pbc_step)
+            print(f"{name}: PBC one centred cell {results[name]['pbc']['one_centred_cell']:.4f} of {results[name]['pbc']['images']}")
+        if "handchecked" in args.sets:
+            results[name]["handchecked"] = checked = handchecked(args.data, segmenter, rules)
+            print(f"{name}: hand-checked {checked}")
         results[name]["minutes"] = round((time.perf_counter() - started) / 60, 1)
-        bccd, cells = results[name]["bccd_test"], results[name]["pbc"]
-        print(
-            f"{name}: BCCD test precision {bccd['precision']:.4f} recall {bccd['recall']:.4f} median box IoU {bccd['median_box_iou'] or 0:.3f}; "
-            f"PBC one centred cell {cells['one_centred_cell']:.4f} of {cells['images']}"
-        )
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    write_json(args.out, {"date": date.today().isoformat(), "machine": machine, "pbc_step": args.pbc_step, "methods": results})
+    write_json(args.out, {"date": date.today().isoformat(), "machine": machine, "pbc_step": args.pbc_step, "sets": args.sets, "methods": results})
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ def test_rescale_augmentation_shrinks_and_enlarges_the_cell():
         count, _, stats, _ = cv2.connectedComponentsWithStats((out["mask"] == 2).astype(np.uint8))
         areas.append(stats[1:, cv2.CC_STAT_AREA].max() / (np.pi * 20**2))  # nucleus area over the original's
     assert min(areas) < 0.25 and max(areas) > 2.0  # linear factors below 0.5 and above 1.4 were drawn
+    assert 10 <= sum(0.97 < area < 1.03 for area in areas) <= 30  # about half the draws (probability 0.5) keep the size
 
 
 def test_recipe_scale_fields_go_together_and_name_every_group():

@@ -89,8 +89,9 @@ class Interrupt(Monitor):
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path):
-    config = TrainConfig.model_validate(recipe(cells_dataset))
+@pytest.mark.parametrize("schedule", ["plateau", "poly"])
+def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path, schedule):
+    config = TrainConfig.model_validate(recipe(cells_dataset, schedule=schedule))
     straight = train(config, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "resumed", monitor=Interrupt())
@@ -103,6 +104,8 @@ def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path):
         assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     history = list(csv.DictReader((tmp_path / "resumed" / "metrics.csv").open()))
     assert [row["epoch"] for row in history] == ["1", "2"]
+    if schedule == "poly":  # lr x (1 - epoch / epochs) ^ 0.9 after each of the two epochs
+        assert [float(row["lr"]) for row in history] == pytest.approx([1e-3 * 0.5**0.9, 0.0])
     with pytest.raises(BlastsegError, match="already holds a run"):
         train(config, tmp_path / "straight")
     other = TrainConfig.model_validate({**recipe(cells_dataset), "model": {"name": "unetplusplus", "depth": 3, "decoder_channels": [16, 8, 8]}})

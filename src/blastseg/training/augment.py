@@ -34,7 +34,8 @@ class AugmentConfig(StrictModel):
     hue: int = Field(default=10, ge=0, le=180, description="hue shift up to +-degrees (stain colour)")
     saturation: int = Field(default=20, ge=0, le=255, description="saturation shift up to +-this")
     rescale: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(ge=1, le=8)]] | None = Field(
-        default=None, description="resize by a factor in [low, high] before the crop: half the draws shrink, half enlarge (magnification)"
+        default=None,
+        description="with the chance `probability`, resize by a factor in [low, high] before the crop: half the draws shrink, half enlarge (magnification)",
     )
     blur: float = Field(default=0.0, ge=0, le=20, description="Gaussian blur of sigma up to this (focus)")
     jpeg: int = Field(default=100, ge=1, le=100, description="JPEG-compress at a quality down to this (100: never)")
@@ -51,7 +52,7 @@ def build_augmentation(config: AugmentConfig, crop_size: int, seed: int | None =
         low, high = config.rescale
         shrink = A.RandomScale((low - 1, 0), area_for_downscale="image", p=1)
         enlarge = A.RandomScale((0, high - 1), p=1)
-        steps.append(A.OneOf([shrink, enlarge], p=1))
+        steps.append(A.OneOf([shrink, enlarge], p=p))
     if config.flip:
         steps += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
     if config.rotate90:

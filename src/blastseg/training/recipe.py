@@ -89,6 +89,10 @@ class OptimConfig(StrictModel):
     batch_size: int = Field(default=8, ge=1, le=512, description="crops per step; memory grows with batch_size x crop_size squared")
     lr: float = Field(default=1e-4, gt=0, le=10)
     weight_decay: float = Field(default=0.0, ge=0)
+    schedule: Literal["plateau", "poly"] = Field(
+        default="plateau",
+        description="plateau: drop the LR by lr_factor after lr_patience epochs without a better val Dice; poly: lr x (1 - done)^0.9 with done the larger share of epochs or max_minutes spent (nnU-Net's schedule, ending with the time budget)",
+    )
     lr_patience: int = Field(default=5, ge=0, description="epochs without a better val Dice before the LR drops")
     lr_factor: float = Field(default=0.5, gt=0, lt=1)
     patience: int = Field(default=15, ge=1, description="early stopping: epochs without a better val Dice")

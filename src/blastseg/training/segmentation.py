@@ -38,7 +38,7 @@ from blastseg.segment.networks import create_model
 from blastseg.training.augment import build_augmentation
 from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.losses import build_loss
-from blastseg.training.recipe import TrainConfig
+from blastseg.training.recipe import OptimConfig, TrainConfig
 from blastseg.training.runs import Progress, has_resume_state, load_resume_state, prepare_run, reopen_run, run_started, save_resume_state, start_run
 
 
@@ -78,7 +78,7 @@ class Session:
     transform: Any
     loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: Schedule
     scaler: torch.amp.GradScaler
     progress: Progress
 
@@ -107,6 +107,47 @@ def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
     )
 
 
+POLY_EXPONENT = 0.9
+
+
+@dataclass
+class PolySchedule:
+    """``lr x (1 - done) ^ 0.9``, where ``done`` is the share of the epochs or of ``max_minutes``
+    spent, whichever is larger: the rate reaches zero when training stops, on any machine.
+
+    >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    >>> PolySchedule(optimizer, OptimConfig(lr=1.0, epochs=10, max_minutes=1.0)).step(epoch=2, seconds=30)
+    >>> round(optimizer.param_groups[0]["lr"], 4)  # half the time spent outweighs a fifth of the epochs
+    0.5359
+    """
+
+    optimizer: torch.optim.Optimizer
+    optim: OptimConfig
+
+    def step(self, epoch: int, seconds: float) -> None:
+        done = epoch / self.optim.epochs
+        if self.optim.max_minutes:
+            done = max(done, seconds / (60 * self.optim.max_minutes))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.optim.lr * max(0.0, 1 - done) ** POLY_EXPONENT
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the rate follows from the run's progress; the optimiser's state holds it
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+Schedule = torch.optim.lr_scheduler.ReduceLROnPlateau | PolySchedule
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, optim: OptimConfig) -> Schedule:
+    """The learning-rate schedule ``optim.schedule`` names, stepped once per epoch."""
+    if optim.schedule == "poly":
+        return PolySchedule(optimizer, optim)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_factor, patience=optim.lr_patience)
+
+
 def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], split: dict[str, list[str]], resume: bool) -> Session:
     """Build the network, data, loss and optimiser of a run; when resuming, restore their state."""
     device = resolve_device(config.optim.device)
@@ -118,7 +159,7 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     factors = [config.data.rescale_factor(s.group) for s in train_samples]
     train_set = SegmentationDataset(train_samples, config.output, segmenter.preprocess, segmenter.normalize, transform, config.model.in_channels, factors)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.optim.lr_factor, patience=config.optim.lr_patience)
+    scheduler = lr_schedule(optimizer, config.optim)
     scaler = torch.amp.GradScaler("cuda", enabled=config.optim.amp and device.type == "cuda")
     progress = Progress()
     if resume and has_resume_state(run_dir):
@@ -218,8 +259,11 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
     train_loss = train_epoch(session, loader, monitor)
     scores = validation_dice(session.segmenter, session.val_pairs)
     val_dice = float(np.mean(list(scores.values())))
-    session.scheduler.step(val_dice)
     progress.seconds += time.perf_counter() - started
+    if isinstance(session.scheduler, PolySchedule):
+        session.scheduler.step(epoch, progress.seconds)
+    else:
+        session.scheduler.step(val_dice)
     record = {
         "epoch": epoch,
         "train_loss": train_loss,
