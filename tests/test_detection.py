@@ -8,7 +8,7 @@ from PIL import Image
 
 from blastseg.annotations import Box
 from blastseg.datasets.layouts import Sample
-from blastseg.evaluation.detection import one_centred_cell, score_fields
+from blastseg.evaluation.detection import centred_cell, score_fields
 from blastseg.postprocess import InstanceRules
 from blastseg.segment.base import Segmentation
 from tests.synthetic import disc
@@ -38,8 +38,9 @@ def test_box_iou_precision_and_recall_by_hand(tmp_path):
     assert scores.median_box_iou == pytest.approx(1560 / 1639)
 
 
-def test_one_centred_cell_needs_exactly_one_near_the_centre():
-    assert one_centred_cell([{"x": 60.0, "y": 50.0}], 100, 120)
-    assert not one_centred_cell([{"x": 60.0, "y": 50.0}, {"x": 10.0, "y": 10.0}], 100, 120)
-    assert not one_centred_cell([], 100, 120)
-    assert not one_centred_cell([{"x": 60.0, "y": 71.0}], 100, 120)  # 21 from the centre: over 0.2 x 100
+def test_the_centred_cell_is_the_only_one_near_the_centre():
+    centre, neighbour = {"x": 60.0, "y": 50.0}, {"x": 10.0, "y": 10.0}
+    assert centred_cell([neighbour, centre], 100, 120) is centre  # a neighbour near the border does not count
+    assert centred_cell([centre, {"x": 70.0, "y": 60.0}], 100, 120) is None  # 14 from the centre: two cells there
+    assert centred_cell([], 100, 120) is None
+    assert centred_cell([{"x": 60.0, "y": 71.0}], 100, 120) is None  # 21 from the centre: over 0.2 x 100

@@ -153,14 +153,16 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
     )
 
 
-def one_centred_cell(cells: Sequence[dict], height: int, width: int, radius_fraction: float = 0.2) -> bool:
-    """Whether exactly one cell was found and its centroid lies within ``radius_fraction`` of the
-    image's shorter side from the image centre (single-cell crops such as PBC's).
+def centred_cell(cells: Sequence[dict], height: int, width: int, radius_fraction: float = 0.2) -> dict | None:
+    """The one cell whose centroid lies within ``radius_fraction`` of the image's shorter side from
+    its centre, or ``None`` when no cell or several do (a single-cell crop such as PBC's, where a
+    neighbour elsewhere in the crop does not count).
 
-    >>> one_centred_cell([{"x": 55.0, "y": 45.0}], 100, 100), one_centred_cell([{"x": 90.0, "y": 50.0}], 100, 100)
-    (True, False)
+    >>> centred_cell([{"x": 55.0, "y": 45.0}, {"x": 5.0, "y": 90.0}], 100, 100)
+    {'x': 55.0, 'y': 45.0}
+    >>> centred_cell([{"x": 55.0, "y": 45.0}, {"x": 45.0, "y": 60.0}], 100, 100) is None
+    True
     """
-    if len(cells) != 1:
-        return False
-    distance = np.hypot(cells[0]["x"] - width / 2, cells[0]["y"] - height / 2)
-    return bool(distance <= radius_fraction * min(height, width))
+    radius = radius_fraction * min(height, width)
+    near = [cell for cell in cells if np.hypot(cell["x"] - width / 2, cell["y"] - height / 2) <= radius]
+    return near[0] if len(near) == 1 else None
