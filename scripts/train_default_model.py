@@ -19,6 +19,10 @@ from blastseg.training.recipe import TrainConfig
 from blastseg.training.segmentation import train
 
 ROOT = Path(__file__).resolve().parents[1]
+NOT_FOR = (
+    "dense smears of small lymphoblasts (all_blasts fields: the pale background is taken for cytoplasm and touching cells merge); "
+    "stains, scanners and magnifications unlike the Zheng crops'; platelets are outlined as cells; diagnosis"
+)
 
 
 def main() -> None:
@@ -38,6 +42,7 @@ def main() -> None:
     card = card.model_copy(
         update={
             "trained_on": "Zheng et al. WBC Dataset1 + Dataset2, 70% train split (seed 0), configs/default_model.yaml",
+            "not_for": NOT_FOR,
             "metrics": {"test_dice": scores, "best_epoch": result.best_epoch, "training_minutes": round(result.training_minutes, 1)},
         }
     )

@@ -38,6 +38,7 @@ class ModelCard(StrictModel):
         default=None, gt=0, le=10_000, description="red-cell diameter (pixels) the network was trained at; images are rescaled to it (None: never)"
     )
     trained_on: str = ""
+    not_for: str = Field(default="", description="what the model is known to fail on or was never checked for")
     metrics: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

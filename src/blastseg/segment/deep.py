@@ -100,6 +100,7 @@ class DeepSegmenter:
             "threshold": self.threshold,
             "tta": self.tta,
             "red_cell_px": self.card.red_cell_px,
+            "not_for": self.card.not_for,
         }
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
