@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 from safetensors.torch import load_file
 
 from blastseg.config import load_config
@@ -30,19 +29,6 @@ from tests.synthetic import synthetic_cell
 
 def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "blastseg", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def cells_dataset(tmp_path_factory) -> Path:
-    """images/ + masks/ (0/128/255) of 10 synthetic cells in two sub-folders' worth of sizes."""
-    root = tmp_path_factory.mktemp("cells")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for i in range(10):
-        image, labels = synthetic_cell((64, 72), (30 + i % 5, 34 + i % 3), 20, 9, seed=i)
-        Image.fromarray(image).save(root / "images" / f"c{i:02d}.png")
-        Image.fromarray(np.array([0, 128, 255], np.uint8)[labels]).save(root / "masks" / f"c{i:02d}.png")
-    return root
 
 
 def recipe(data: Path, **optim) -> dict:

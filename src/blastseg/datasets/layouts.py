@@ -24,6 +24,7 @@ import numpy as np
 
 from blastseg.annotations import Box, read_voc, read_xyc
 from blastseg.config import checked_name
+from blastseg.datasets.box_masks import WHITE_CELL_LABEL, masks_from_boxes
 from blastseg.datasets.masks import check_encoding, decode_mask
 from blastseg.errors import DatasetError, MaskError, lookup
 from blastseg.io import IMAGE_SUFFIXES, read_image, read_mask
@@ -41,6 +42,7 @@ class Sample:
     boxes: list[Box] | None = None
     encoding: str = "auto"
     group: str = ""
+    mask_from_boxes: bool = False  # without a mask file, the label map is grown in the white-cell boxes
 
     @property
     def name(self) -> str:
@@ -50,7 +52,7 @@ class Sample:
         """Read the image (RGB uint8) and, when there is a mask, its label map."""
         image = read_image(self.image)
         if self.mask is None:
-            return image, None
+            return image, masks_from_boxes(image, self.boxes or []) if self.mask_from_boxes else None
         labels = decode_mask(read_mask(self.mask), self.encoding)
         if labels.shape != image.shape[:2]:
             raise MaskError(f"{self.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image {self.image.name} is {image.shape[1]}x{image.shape[0]}")
@@ -145,7 +147,15 @@ def bccd_fields(root: str | Path, split: str | None = None) -> list[Sample]:
     listing = root / "ImageSets" / "Main" / f"{split}.txt"
     if not listing.is_file():
         raise DatasetError(f"{listing}: no such list; BCCD lists are train, val, trainval and test")
-    names = set(listing.read_text().split())
+    return listed(samples, listing)
+
+
+def listed(samples: list[Sample], listing: str | Path) -> list[Sample]:
+    """The samples whose image stem is a word of the text file ``listing`` (one name per line)."""
+    try:
+        names = set(Path(listing).read_text().split())
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{listing}: cannot read the image list ({error.__class__.__name__})") from None
     return [sample for sample in samples if sample.image.stem in names]
 
 
@@ -192,6 +202,10 @@ def detect_layout(root: Path) -> str:
     if list(root.glob("*.bmp")) or any(list(d.glob("*.bmp")) for d in root.iterdir() if d.is_dir()):
         return "zheng"
     return "folder"
+
+
+def has_white_cell_box(sample: Sample) -> bool:
+    return any(box.label == WHITE_CELL_LABEL for box in sample.boxes or [])
 
 
 def scan_dataset(root: str | Path, layout: str = "auto", encoding: str | None = None) -> list[Sample]:

@@ -25,6 +25,24 @@ from blastseg.training.losses import parse_loss
 MAX_BATCH_PIXELS = 128 * 512 * 512  # per training step; far beyond what a 80 GB GPU trains
 
 
+class TrainOnlySource(StrictModel):
+    """More images to train on, never validated or tested on: for example BCCD's fields, whose
+    ``WBC`` boxes teach the network what is not a white cell (red cells, platelets, background).
+
+    >>> TrainOnlySource(path="bccd", masks_from_boxes=True).layout
+    'auto'
+    """
+
+    path: FilePath = Field(description="dataset folder (any layout scan_dataset reads)")
+    layout: LayoutName = "auto"
+    mask_encoding: EncodingName | None = None
+    image_list: FilePath | None = Field(default=None, description="text file of image names (stems) to use, e.g. BCCD's ImageSets/Main/trainval.txt")
+    masks_from_boxes: bool = Field(
+        default=False,
+        description="images with white-cell boxes but no mask train on cells grown in their boxes (datasets.box_masks); images without a white-cell box are left out, since a missing box may be a missed cell",
+    )
+
+
 class DataConfig(StrictModel):
     path: FilePath = Field(description="dataset folder (any layout scan_dataset reads, with masks)")
     layout: LayoutName = "auto"
@@ -39,6 +57,7 @@ class DataConfig(StrictModel):
     scale_to: float | None = Field(
         default=None, gt=0, le=1000, description="red-cell diameter (pixels) the network is trained at; predict rescales every image to it"
     )
+    train_also: list[TrainOnlySource] = Field(default_factory=list, description="more datasets whose images all go to training")
 
     @model_validator(mode="after")
     def _scale_pair(self) -> DataConfig:

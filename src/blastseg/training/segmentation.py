@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from blastseg.datasets.layouts import Sample, scan_dataset
-from blastseg.datasets.splits import kfold_splits, select, split_samples
+from blastseg.datasets.layouts import Sample, has_white_cell_box, listed, scan_dataset
+from blastseg.datasets.splits import kfold_splits, sample_id, select, split_samples
 from blastseg.errors import ConfigError, DatasetError, TrainingError
 from blastseg.evaluation.segmentation import evaluate_segmenter, evaluated_targets
 from blastseg.io import write_bytes, write_csv, write_json
@@ -95,6 +95,34 @@ def annotated_samples(config: TrainConfig) -> list[Sample]:
     return annotated
 
 
+def train_only_samples(config: TrainConfig, groups: set[str]) -> list[Sample]:
+    """The images of ``data.train_also``: listed ones only, with a mask or (``masks_from_boxes``)
+    a white-cell box. Their groups must differ from the main dataset's ``groups``."""
+    samples: list[Sample] = []
+    for source in config.data.train_also:
+        found = scan_dataset(source.path, source.layout, source.mask_encoding)
+        if source.image_list is not None:
+            found = listed(found, source.image_list)
+        for sample in found:
+            sample.mask_from_boxes = source.masks_from_boxes and sample.mask is None and has_white_cell_box(sample)
+        usable = [s for s in found if s.mask is not None or s.mask_from_boxes]
+        if not usable:
+            need = "a mask or a white-cell box" if source.masks_from_boxes else "a mask"
+            raise DatasetError(f"{source.path}: no{' listed' if source.image_list else ''} image has {need}; data.train_also needs some")
+        clash = {s.group for s in usable} & groups
+        if clash:
+            raise DatasetError(f"{source.path}: its images' group {sorted(clash)[0]!r} is also a group of data.path; rename one of the folders")
+        samples += usable
+        groups |= {s.group for s in usable}
+    return samples
+
+
+def with_train_only(split: dict[str, list[str]], extra: list[Sample]) -> dict[str, list[str]]:
+    """``split`` with every ``extra`` image added to its training part (once)."""
+    known = set(split["train"])
+    return {**split, "train": split["train"] + [i for i in map(sample_id, extra) if i not in known]}
+
+
 def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
     return ModelCard(
         model=config.model_spec().model_copy(update={"encoder_weights_path": None}),
@@ -102,7 +130,7 @@ def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
         preprocess=Pipeline.from_config(config.data.preprocess).to_config(),
         threshold=config.threshold,
         red_cell_px=config.data.scale_to,
-        trained_on=str(config.data.path),
+        trained_on=" + ".join([str(config.data.path), *(str(source.path) for source in config.data.train_also)]),
         metrics=metrics,
     )
 
@@ -323,9 +351,11 @@ def train(
     elif config is None:
         raise ConfigError("a new training run needs a config")
     samples = annotated_samples(config)
+    extra = train_only_samples(config, {s.group for s in samples})
     if not resume:
-        split = split or split_samples(samples, config.data.split, config.data.seed)
+        split = with_train_only(split or split_samples(samples, config.data.split, config.data.seed), extra)
         start_run(run_dir, config, split, overwrite)
+    samples += extra
     session = start_session(config, run_dir, samples, split, resume)
     while not session.progress.stopped:
         run_epoch(session, monitor or Monitor())
