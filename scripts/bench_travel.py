@@ -13,10 +13,11 @@
   found cell that overlaps the reference most.
 
 Methods: segmentation checkpoints (``default`` is the shipped model; run folders or cards), and
-``kmeans`` (multiclass) and ``otsu`` (its nucleus mask as cells). Writes ``results/bench_travel.json``::
+``kmeans`` (multiclass), ``otsu`` (its nucleus mask as cells) and ``magenta`` (Otsu's threshold of
+CIE a*, bright side, as cells). Writes ``results/bench_travel.json``::
 
     python3 scripts/bench_travel.py default runs/scaled_model kmeans otsu
-    python3 scripts/bench_travel.py default kmeans --sets handchecked
+    python3 scripts/bench_travel.py default kmeans --sets handchecked --overlays results/overlays
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from blastseg.cells import cell_rows
 from blastseg.datasets.layouts import bccd_fields
 from blastseg.evaluation.detection import centred_cell, score_fields
 from blastseg.evaluation.instances import best_cell_dice, match_instances, merged_cells
-from blastseg.io import read_image, read_mask, write_json
+from blastseg.io import read_image, read_mask, write_json, write_png
+from blastseg.labels import NUCLEUS
 from blastseg.metrics import dice
 from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.segment import Segmenter, create_segmenter, load_segmenter
@@ -43,12 +46,17 @@ from blastseg.segment import Segmenter, create_segmenter, load_segmenter
 ROOT = Path(__file__).resolve().parents[1]
 HANDCHECKED = ROOT / "tests" / "data" / "handchecked"
 SETS = ("bccd", "pbc", "handchecked")
-CLASSICAL = {"kmeans": {"target": "multiclass"}, "otsu": {"target": "nucleus"}}
+CLASSICAL = {
+    "kmeans": {"target": "multiclass"},
+    "otsu": {"target": "nucleus"},
+    "magenta": {"name": "otsu", "channel": "a", "foreground": "bright", "target": "cell"},  # the colour rule of datasets.colour_masks
+}
 
 
 def method(name: str) -> Segmenter:
     if name in CLASSICAL:
-        return create_segmenter(name, **CLASSICAL[name])
+        params = dict(CLASSICAL[name])
+        return create_segmenter(params.pop("name", name), **params)
     return load_segmenter(name, device="cpu")
 
 
@@ -77,14 +85,37 @@ def pbc(root: Path, segmenter: Segmenter, rules: InstanceRules, step: int) -> di
     return {"images": images, "one_centred_cell": round(hits / images, 4), "per_class": per_class}
 
 
-def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules) -> dict:
-    fields, cells = [], []
+def outlined(image: np.ndarray, reference: np.ndarray, found: np.ndarray, labels: np.ndarray, zoom: int = 2) -> np.ndarray:
+    """The image enlarged ``zoom`` times with the reference cells (yellow), the found cells (green)
+    and the found nuclei (magenta) outlined."""
+    canvas = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    for ids, colour in ((reference, (255, 210, 0)), (found, (0, 170, 0)), ((labels == NUCLEUS).astype(np.int32), (230, 0, 230))):
+        for i in np.unique(ids)[1:]:
+            piece = cv2.resize((ids == i).astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+            contours, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(canvas, contours, -1, colour, 1)
+    return canvas
+
+
+def montage(tiles: list[np.ndarray], columns: int = 5) -> np.ndarray:
+    blank = np.full_like(tiles[0], 255)
+    tiles = tiles + [blank] * (-len(tiles) % columns)
+    return np.vstack([np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)])
+
+
+def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules, overlay: Path | None = None) -> dict:
+    fields, cells, tiles = [], [], []
     for reference_path in sorted((HANDCHECKED / "all_blasts").rglob("*.png")):
         reference = read_mask(reference_path).astype(np.int32)
-        labels = segmenter.segment(read_image(data / "all_blasts" / reference_path.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg"))).labels
+        image = read_image(data / "all_blasts" / reference_path.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg"))
+        labels = segmenter.segment(image).labels
         found = cell_instances(labels, rules)
         matches = match_instances(found, reference)
         fields.append((dice(labels > 0, reference > 0), merged_cells(found, reference) == 0, matches))
+        if overlay is not None:
+            tiles.append(outlined(image, reference, found, labels))
+    if tiles:
+        write_png(overlay, montage(tiles))
     for reference_path in sorted((HANDCHECKED / "pbc").rglob("*.png")):
         reference = read_mask(reference_path) > 0
         labels = segmenter.segment(read_image(data / "pbc" / reference_path.relative_to(HANDCHECKED / "pbc").with_suffix(".jpg"))).labels
@@ -109,6 +140,7 @@ def main() -> None:
     parser.add_argument("--pbc-step", type=int, default=4)
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_travel.json")
+    parser.add_argument("--overlays", type=Path, help="folder for one PNG per method: the hand-checked fields with reference and found outlines")
     args = parser.parse_args()
     rules = InstanceRules()
     results = {}
@@ -127,7 +159,8 @@ def main() -> None:
             results[name]["pbc"] = pbc(args.data / "pbc", segmenter, rules, args.pbc_step)
             print(f"{name}: PBC one centred cell {results[name]['pbc']['one_centred_cell']:.4f} of {results[name]['pbc']['images']}")
         if "handchecked" in args.sets:
-            results[name]["handchecked"] = checked = handchecked(args.data, segmenter, rules)
+            overlay = args.overlays / f"{Path(name).name}_all_blasts.png" if args.overlays else None
+            results[name]["handchecked"] = checked = handchecked(args.data, segmenter, rules, overlay)
             print(f"{name}: hand-checked {checked}")
         results[name]["minutes"] = round((time.perf_counter() - started) / 60, 1)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

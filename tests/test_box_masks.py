@@ -85,7 +85,7 @@ def fields(tmp_path) -> Path:
 
 def with_fields(cells_dataset: Path, fields: Path, **source) -> TrainConfig:
     config = recipe(cells_dataset)
-    config["data"]["train_also"] = [{"path": str(fields), "masks_from_boxes": True, **source}]
+    config["data"]["train_also"] = [{"path": str(fields), "masks_from": "boxes", **source}]
     return TrainConfig.model_validate(config)
 
 
@@ -104,7 +104,7 @@ def test_train_only_sources_are_refused_when_they_cannot_train(cells_dataset, fi
     with pytest.raises(DatasetError, match="no listed image has a mask or a white-cell box"):
         train_only_samples(with_fields(cells_dataset, fields, image_list=str(unlisted)), set())
     with pytest.raises(DatasetError, match="no image has a mask; data.train_also"):
-        train_only_samples(with_fields(cells_dataset, fields, masks_from_boxes=False), set())
+        train_only_samples(with_fields(cells_dataset, fields, masks_from=None), set())
     with pytest.raises(DatasetError, match="group 'fields' is also a group of data.path"):
         train_only_samples(with_fields(cells_dataset, fields), {"fields"})
     with pytest.raises(DatasetError, match="cannot read the image list"):

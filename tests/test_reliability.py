@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,6 +287,12 @@ def test_classify_train_checks_the_data_before_touching_the_run(capsys, tmp_path
     (tmp_path / "rf.yaml").write_text("kind: classifier\ndata: {path: missing}\n")
     assert_one_line_error(blastseg(capsys, "classify", "train", "--config", tmp_path / "rf.yaml", "--out", run, "--overwrite"), "missing")
     assert (run / "cv.json").read_text() == "earlier run" and (run / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.yaml") if "kind: segmentation" in p.read_text()))
+def test_the_shipped_training_recipes_are_valid(recipe):
+    config = load_config(Path(__file__).parents[1] / "configs" / recipe, TrainConfig)
+    assert config.optim.epochs >= 1 and all(Path(source.path).is_absolute() for source in config.data.train_also)
 
 
 def test_recipe_paths_are_taken_from_the_recipe_folder(tmp_path, monkeypatch):

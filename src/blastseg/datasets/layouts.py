@@ -19,16 +19,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from blastseg.annotations import Box, read_voc, read_xyc
 from blastseg.config import checked_name
 from blastseg.datasets.box_masks import WHITE_CELL_LABEL, masks_from_boxes
+from blastseg.datasets.colour_masks import white_cells_by_colour
 from blastseg.datasets.masks import check_encoding, decode_mask
 from blastseg.errors import DatasetError, MaskError, lookup
 from blastseg.io import IMAGE_SUFFIXES, read_image, read_mask
 from blastseg.labels import BLAST, NORMAL
+
+PseudoMask = Literal["boxes", "colour"]  # see datasets.box_masks and datasets.colour_masks
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Sample:
     boxes: list[Box] | None = None
     encoding: str = "auto"
     group: str = ""
-    mask_from_boxes: bool = False  # without a mask file, the label map is grown in the white-cell boxes
+    pseudo_mask: PseudoMask | None = None  # without a mask file, how the label map is made
 
     @property
     def name(self) -> str:
@@ -52,11 +56,21 @@ class Sample:
         """Read the image (RGB uint8) and, when there is a mask, its label map."""
         image = read_image(self.image)
         if self.mask is None:
-            return image, masks_from_boxes(image, self.boxes or []) if self.mask_from_boxes else None
+            return image, self.pseudo_labels(image)
         labels = decode_mask(read_mask(self.mask), self.encoding)
         if labels.shape != image.shape[:2]:
             raise MaskError(f"{self.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image {self.image.name} is {image.shape[1]}x{image.shape[0]}")
         return image, labels
+
+    def pseudo_labels(self, image: np.ndarray) -> np.ndarray | None:
+        """The label map made without a mask file: cells grown in the white-cell boxes
+        (``boxes``) or found by colour (``colour``); ``None`` without a ``pseudo_mask`` or when
+        the colour rule does not trust the field."""
+        if self.pseudo_mask == "boxes":
+            return masks_from_boxes(image, self.boxes or [])
+        if self.pseudo_mask == "colour":
+            return white_cells_by_colour(image)
+        return None
 
 
 ZHENG_CLASSES = {1: "neutrophil", 2: "lymphocyte", 3: "monocyte", 4: "eosinophil", 5: "basophil"}
@@ -151,9 +165,11 @@ def bccd_fields(root: str | Path, split: str | None = None) -> list[Sample]:
 
 
 def listed(samples: list[Sample], listing: str | Path) -> list[Sample]:
-    """The samples whose image stem is a word of the text file ``listing`` (one name per line)."""
+    """The samples whose image stem is a word of the text file ``listing`` (one name per line;
+    lines starting with ``#`` are comments)."""
     try:
-        names = set(Path(listing).read_text().split())
+        lines = Path(listing).read_text().splitlines()
+        names = {word for line in lines if not line.lstrip().startswith("#") for word in line.split()}
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{listing}: cannot read the image list ({error.__class__.__name__})") from None
     return [sample for sample in samples if sample.image.stem in names]
@@ -204,8 +220,13 @@ def detect_layout(root: Path) -> str:
     return "folder"
 
 
-def has_white_cell_box(sample: Sample) -> bool:
-    return any(box.label == WHITE_CELL_LABEL for box in sample.boxes or [])
+def can_pseudo_mask(sample: Sample, kind: PseudoMask) -> bool:
+    """Whether ``sample`` can train on a pseudo-mask of ``kind``: it has a white-cell box
+    (``boxes``; a field without one may hold a missed cell), or the colour rule trusts every
+    object in it (``colour``; the image is read to see)."""
+    if kind == "boxes":
+        return any(box.label == WHITE_CELL_LABEL for box in sample.boxes or [])
+    return white_cells_by_colour(read_image(sample.image)) is not None
 
 
 def scan_dataset(root: str | Path, layout: str = "auto", encoding: str | None = None) -> list[Sample]:

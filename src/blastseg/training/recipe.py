@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from blastseg.config import FilePath, Seed, StrictModel, as_value_error
-from blastseg.datasets.layouts import LayoutName
+from blastseg.datasets.layouts import LayoutName, PseudoMask
 from blastseg.datasets.masks import EncodingName
 from blastseg.errors import DatasetError
 from blastseg.preprocess import Pipeline
@@ -29,7 +29,7 @@ class TrainOnlySource(StrictModel):
     """More images to train on, never validated or tested on: for example BCCD's fields, whose
     ``WBC`` boxes teach the network what is not a white cell (red cells, platelets, background).
 
-    >>> TrainOnlySource(path="bccd", masks_from_boxes=True).layout
+    >>> TrainOnlySource(path="bccd", masks_from="boxes").layout
     'auto'
     """
 
@@ -37,9 +37,13 @@ class TrainOnlySource(StrictModel):
     layout: LayoutName = "auto"
     mask_encoding: EncodingName | None = None
     image_list: FilePath | None = Field(default=None, description="text file of image names (stems) to use, e.g. BCCD's ImageSets/Main/trainval.txt")
-    masks_from_boxes: bool = Field(
-        default=False,
-        description="images with white-cell boxes but no mask train on cells grown in their boxes (datasets.box_masks); images without a white-cell box are left out, since a missing box may be a missed cell",
+    masks_from: PseudoMask | None = Field(
+        default=None,
+        description=(
+            "how images without a mask get one: 'boxes' grows a cell in each white-cell box (datasets.box_masks; images without one are"
+            " left out, since a missing box may be a missed cell), 'colour' finds the magenta objects (datasets.colour_masks; images with"
+            " an object it does not trust are left out)"
+        ),
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from blastseg.datasets.layouts import Sample, has_white_cell_box, listed, scan_dataset
+from blastseg.datasets.layouts import Sample, can_pseudo_mask, listed, scan_dataset
 from blastseg.datasets.splits import kfold_splits, sample_id, select, split_samples
 from blastseg.errors import ConfigError, DatasetError, TrainingError
 from blastseg.evaluation.segmentation import evaluate_segmenter, evaluated_targets
@@ -96,18 +96,19 @@ def annotated_samples(config: TrainConfig) -> list[Sample]:
 
 
 def train_only_samples(config: TrainConfig, groups: set[str]) -> list[Sample]:
-    """The images of ``data.train_also``: listed ones only, with a mask or (``masks_from_boxes``)
-    a white-cell box. Their groups must differ from the main dataset's ``groups``."""
+    """The images of ``data.train_also``: listed ones only, with a mask or one made as
+    ``masks_from`` says. Their groups must differ from the main dataset's ``groups``."""
     samples: list[Sample] = []
     for source in config.data.train_also:
         found = scan_dataset(source.path, source.layout, source.mask_encoding)
         if source.image_list is not None:
             found = listed(found, source.image_list)
         for sample in found:
-            sample.mask_from_boxes = source.masks_from_boxes and sample.mask is None and has_white_cell_box(sample)
-        usable = [s for s in found if s.mask is not None or s.mask_from_boxes]
+            if sample.mask is None and source.masks_from is not None and can_pseudo_mask(sample, source.masks_from):
+                sample.pseudo_mask = source.masks_from
+        usable = [s for s in found if s.mask is not None or s.pseudo_mask]
         if not usable:
-            need = "a mask or a white-cell box" if source.masks_from_boxes else "a mask"
+            need = {None: "a mask", "boxes": "a mask or a white-cell box", "colour": "a mask or white cells the colour rule trusts"}[source.masks_from]
             raise DatasetError(f"{source.path}: no{' listed' if source.image_list else ''} image has {need}; data.train_also needs some")
         clash = {s.group for s in usable} & groups
         if clash:
