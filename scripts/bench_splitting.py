@@ -1,11 +1,16 @@
-"""How far can instance rules go on all_blasts? Perfect masks, split into cells by the rules.
+"""How far can instance rules go on all_blasts? Masks split into cells by each set of rules.
 
-The union of the hand-checked cells of each all_blasts field (``tests/data/handchecked``) is
-given as the label map, as if a segmenter were perfect, and ``postprocess.cell_instances``
-splits it. Whatever merges remain are the instance rules' own, for each split depth and
-opening/closing size. Writes ``results/bench_splitting.json``::
+The hand-checked all_blasts fields (``tests/data/handchecked``) are split into cells by
+``postprocess.cell_instances`` under a grid of rules: split depth, opening/closing size, and
+the size split (``size_split``; ``none`` turns it off). The masks are either perfect (the
+union of the hand-checked cells: whatever merges remain are the rules' own) or a method's
+(``--method magenta`` or a model folder; perfect masks carry no nuclei, so the size split is not
+limited by them). Fields are scored in two halves: the even-numbered
+ones chose ``size_split``'s settings, the odd-numbered ones are held out. Writes
+``results/bench_splitting.json`` (or ``--out``)::
 
     python3 scripts/bench_splitting.py
+    python3 scripts/bench_splitting.py --method magenta --out results/bench_splitting_magenta.json
 """
 
 from __future__ import annotations
@@ -17,42 +22,60 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_travel import HANDCHECKED, method
 from blastseg.evaluation.instances import match_instances, merged_cells
-from blastseg.io import read_mask, write_json
+from blastseg.io import read_image, read_mask, write_json
 from blastseg.labels import NUCLEUS
 from blastseg.postprocess import InstanceRules, cell_instances
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDCHECKED = ROOT / "tests" / "data" / "handchecked" / "all_blasts"
+
+
+def scores(label_maps: list[np.ndarray], references: list[np.ndarray], rules: InstanceRules) -> dict:
+    clean, matches = 0, []
+    for labels, reference in zip(label_maps, references):
+        found = cell_instances(labels, rules)
+        clean += merged_cells(found, reference) == 0
+        matches.append(match_instances(found, reference))
+    matched, predicted, truth = (sum(getattr(m, key) for m in matches) for key in ("matched", "predicted", "reference"))
+    return {
+        "fields_without_merges": round(clean / len(references), 4),
+        "recall": round(matched / truth, 4),
+        "precision": round(matched / predicted, 4) if predicted else None,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", help="magenta, kmeans, otsu or a model folder (default: perfect masks)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--depths", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 3, 1], help="open_size = close_size")
+    parser.add_argument("--size-splits", nargs="+", default=["none", "1.7"], help="size_split values (none: off)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_splitting.json")
     args = parser.parse_args()
-    references = [read_mask(path).astype(np.int32) for path in sorted(HANDCHECKED.rglob("*.png"))]
+    paths = sorted((HANDCHECKED / "all_blasts").rglob("*.png"))
+    references = [read_mask(path).astype(np.int32) for path in paths]
+    if args.method:
+        segmenter = method(args.method)
+        images = (read_image(args.data / "all_blasts" / p.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg")) for p in paths)
+        label_maps = [segmenter.segment(image).labels for image in images]
+    else:
+        label_maps = [np.where(reference > 0, NUCLEUS, 0).astype(np.uint8) for reference in references]
+    halves = {"even (tuning)": slice(0, None, 2), "odd (held out)": slice(1, None, 2)}
     rows = []
-    for depth, size in itertools.product(args.depths, args.sizes):
-        rules = InstanceRules(open_size=size, close_size=size, split_depth=depth, min_nucleus_fraction=0)
-        clean, matches = 0, []
-        for reference in references:
-            found = cell_instances(np.where(reference > 0, NUCLEUS, 0).astype(np.uint8), rules)
-            clean += merged_cells(found, reference) == 0
-            matches.append(match_instances(found, reference))
-        matched, predicted, truth = (sum(getattr(m, key) for m in matches) for key in ("matched", "predicted", "reference"))
-        rows.append(
-            {
-                "split_depth": depth,
-                "open_close": size,
-                "fields_without_merges": round(clean / len(references), 4),
-                "recall": round(matched / truth, 4),
-                "precision": round(matched / predicted, 4),
-            }
-        )
-        print(rows[-1])
-    write_json(args.out, {"date": date.today().isoformat(), "fields": len(references), "min_area": InstanceRules().min_area, "rows": rows})
+    for depth, size, size_split in itertools.product(args.depths, args.sizes, args.size_splits):
+        split_size = None if size_split == "none" else float(size_split)
+        rules = InstanceRules(open_size=size, close_size=size, split_depth=depth, size_split=split_size, min_nucleus_fraction=0)
+        row = {"split_depth": depth, "open_close": size, "size_split": split_size}
+        for half, chosen in halves.items():
+            row[half] = scores(label_maps[chosen], references[chosen], rules)
+        rows.append(row)
+        print(row)
+    write_json(
+        args.out,
+        {"date": date.today().isoformat(), "masks": args.method or "perfect", "fields": len(references), "min_area": InstanceRules().min_area, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules, overlay:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("methods", nargs="+", help="checkpoints, 'kmeans' or 'otsu'")
+    parser.add_argument("methods", nargs="+", help="model folders, 'default' (the bundled model), 'kmeans', 'otsu' or 'magenta'")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--pbc-step", type=int, default=4)
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))

@@ -117,6 +117,7 @@ def test_train_only_images_join_the_training_part_once():
     assert with_train_only(split, extra) == {"train": ["a", "fields/f1", "fields/f2"], "val": ["b"], "test": ["c"]}
 
 
+@pytest.mark.slow  # a short training run: about 5 s on 2 cores, kept out of the one-minute fast set
 def test_a_run_trains_on_the_fields_and_validates_on_the_crops_only(cells_dataset, fields, tmp_path):
     recipe_file = tmp_path / "recipe.yaml"
     config = with_fields(cells_dataset, fields).model_dump(mode="json")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
-from blastseg.postprocess import InstanceRules, cell_instances, filter_areas, nucleus_instances, split_by_depth
+from blastseg.postprocess import InstanceRules, cell_instances, filter_areas, nucleus_instances, split_by_depth, split_by_size
 from tests.synthetic import disc
 
 
@@ -34,6 +34,57 @@ def test_split_depth_is_scale_free_and_keeps_an_oval_whole():
     yy, xx = np.mgrid[:80, :160]
     oval = ((xx - 80) / 60.0) ** 2 + ((yy - 40) / 30.0) ** 2 <= 1
     assert split_by_depth(oval).max() == 1
+
+
+def pressed_pair(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:
+    """Two discs pressed together: centres 1.2 radii apart, so the neck is 0.8 of the radius
+    wide and no split depth separates them, as in a dense smear."""
+    y, x = centre
+    return disc(shape, (y, x - int(0.6 * radius)), radius) | disc(shape, (y, x + int(0.6 * radius)), radius)
+
+
+def test_cells_pressed_together_are_cut_by_size_and_a_large_round_cell_is_kept_whole():
+    shape = (60, 260)
+    labels = np.zeros(shape, np.uint8)
+    for x in (15, 45, 75):  # three single cells of radius 10 give the typical area
+        labels[disc(shape, (20, x), 10)] = 1
+    labels[pressed_pair(shape, (20, 120), 10)] = 1
+    labels[disc(shape, (25, 200), 22)] = 1  # one large round cell: 4.8 typical areas, convex
+    rules = InstanceRules(open_size=1, close_size=1, min_nucleus_fraction=0)
+    assert cell_instances(labels, rules.model_copy(update={"size_split": None})).max() == 5
+    cells = cell_instances(labels, rules)
+    assert cells.max() == 6
+    assert cells[20, 120 - 9] != cells[20, 120 + 9]  # the pair's two halves
+    assert len(np.unique(cells[disc(shape, (25, 200), 20)])) == 1
+
+
+def test_an_object_is_cut_into_no_more_cells_than_the_nuclei_it_holds():
+    shape = (60, 200)
+    labels = np.zeros(shape, np.uint8)
+    for x in (15, 45, 75):
+        labels[disc(shape, (20, x), 10)] = 1
+        labels[disc(shape, (20, x), 4)] = 2
+    labels[pressed_pair(shape, (20, 140), 10)] = 1  # one cell whose outline leaks: a single nucleus
+    labels[disc(shape, (20, 134), 4)] = 2
+    rules = InstanceRules(open_size=1, close_size=1)
+    assert cell_instances(labels, rules).max() == 4
+    labels[disc(shape, (20, 146), 4)] = 2  # two nuclei: two cells pressed together
+    cells = cell_instances(labels, rules)
+    assert cells.max() == 5 and cells[20, 134] != cells[20, 146]
+
+
+def test_size_split_needs_three_cells_to_know_the_typical_one():
+    shape = (40, 80)
+    pair = pressed_pair(shape, (20, 25), 10)
+    alone = filter_areas(pair.astype(np.int32), 1)
+    assert split_by_size(alone).max() == 1
+    with_one_more = alone.copy()
+    with_one_more[disc(shape, (20, 65), 10)] = 2
+    assert split_by_size(with_one_more).max() == 2  # typical is the 35th percentile: between the two
+    three = np.pad(alone, ((0, 0), (0, 40)))
+    three[disc(three.shape, (20, 65), 10)] = 2
+    three[disc(three.shape, (20, 95), 10)] = 3
+    assert split_by_size(three).max() == 4  # the pair has 1.7 single cells' area
 
 
 def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
