@@ -5,8 +5,8 @@ The hand-checked all_blasts fields (``tests/data/handchecked``) are split into c
 the size split (``size_split``; ``none`` turns it off). The masks are either perfect (the
 union of the hand-checked cells: whatever merges remain are the rules' own) or a method's
 (``--method magenta`` or a model folder; perfect masks carry no nuclei, so the size split is not
-limited by them). Fields are scored in two halves: the even-numbered
-ones chose ``size_split``'s settings, the odd-numbered ones are held out. Writes
+limited by them). Fields are scored in two halves, and all together: the
+even-numbered ones chose ``size_split``'s settings, the odd-numbered ones are held out. Writes
 ``results/bench_splitting.json`` (or ``--out``)::
 
     python3 scripts/bench_splitting.py
@@ -62,7 +62,7 @@ def main() -> None:
         label_maps = [segmenter.segment(image).labels for image in images]
     else:
         label_maps = [np.where(reference > 0, NUCLEUS, 0).astype(np.uint8) for reference in references]
-    halves = {"even (tuning)": slice(0, None, 2), "odd (held out)": slice(1, None, 2)}
+    halves = {"even (tuning)": slice(0, None, 2), "odd (held out)": slice(1, None, 2), "all": slice(None)}
     rows = []
     for depth, size, size_split in itertools.product(args.depths, args.sizes, args.size_splits):
         split_size = None if size_split == "none" else float(size_split)

@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blastseg.batch import instance_rules
 from blastseg.cells import cell_rows
 from blastseg.datasets.layouts import bccd_fields
 from blastseg.evaluation.detection import centred_cell, score_fields
@@ -141,8 +142,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_travel.json")
     parser.add_argument("--overlays", type=Path, help="folder for one PNG per method: the hand-checked fields with reference and found outlines")
+    parser.add_argument("--instances", type=Path, help="instance rules file, as for blastseg predict --instances (default: the defaults)")
     args = parser.parse_args()
-    rules = InstanceRules()
+    rules = instance_rules(args.instances)
     results = {}
     for name in args.methods:
         segmenter = method(name)

@@ -20,12 +20,12 @@ glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``; then, when the imag
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
 from blastseg.labels import NUCLEUS
+from blastseg.postprocess import count_parts
 from blastseg.preprocess import Resize, to_grey, to_hsv
 
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
@@ -87,9 +87,7 @@ def nucleus_parts(nucleus: np.ndarray, min_fraction: float = 0.05) -> int:
     >>> nucleus_parts(mask)
     2
     """
-    count, _, stats, _ = cv2.connectedComponentsWithStats(nucleus.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    return int((areas >= min_fraction * areas.sum()).sum()) if count > 1 else 0
+    return count_parts(nucleus, min_fraction * np.count_nonzero(nucleus))
 
 
 def physical_sizes(area: float, perimeter: float, nucleus_area: float, pixel_size_um: float | None) -> dict[str, float | None]:
