@@ -20,7 +20,7 @@ def smear(shape=(120, 180), smudge=False, seed=0) -> tuple[np.ndarray, np.ndarra
     """A field of grey-blue red cells and violet white cells (optionally a magenta smudge): the
     image and its true label map."""
     rows, cols = np.mgrid[: shape[0], : shape[1]]
-    image = np.empty((*shape, 3)) + BACKGROUND
+    image = np.full((*shape, 3), BACKGROUND, dtype=float)
     truth = np.zeros(shape, np.uint8)
     for centre in RED_CELLS:
         image[(rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < 11**2] = RED_CELL
