@@ -12,18 +12,20 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from blastseg.config import load_config
+from blastseg.config import load_config, validate
 from blastseg.datasets.layouts import Sample, scan_dataset
 from blastseg.datasets.splits import kfold_splits, split_samples
 from blastseg.errors import BlastsegError
 from blastseg.io import read_image, read_mask
 from blastseg.postprocess import InstancesFile
+from blastseg.segment.checkpoint import save_checkpoint
+from blastseg.segment.networks import create_model
 from blastseg.segment.recipe import SegmentConfig
 from blastseg.training.augment import AugmentConfig, build_augmentation
 from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.recipe import TrainConfig
 from blastseg.training.runs import SEGMENTATION_RUN, owned_files
-from blastseg.training.segmentation import Monitor, train
+from blastseg.training.segmentation import Monitor, model_card, train
 from tests.synthetic import synthetic_cell
 
 
@@ -97,6 +99,23 @@ def test_interrupted_run_resumes_to_the_same_weights(cells_dataset, tmp_path, sc
     other = TrainConfig.model_validate({**recipe(cells_dataset), "model": {"name": "unetplusplus", "depth": 3, "decoder_channels": [16, 8, 8]}})
     with pytest.raises(BlastsegError, match="was trained as unet/resnet18"):
         train(other, tmp_path / "straight", resume=True)
+
+
+def test_fine_tuning_starts_from_a_checkpoint_of_the_same_network(cells_dataset, tmp_path):
+    source = recipe(cells_dataset, epochs=1, steps_per_epoch=1)
+    config = TrainConfig.model_validate(source)
+    save_checkpoint(tmp_path / "source", create_model(config.model_spec()), model_card(config, {}))  # an untrained network: weights of its own
+    tuned = TrainConfig.model_validate({**source, "init_from": str(tmp_path / "source"), "optim": {**source["optim"], "lr": 1e-12}})
+    train(tuned, tmp_path / "tuned")
+    start, end = load_file(tmp_path / "source.safetensors"), load_file(tmp_path / "tuned" / "best.safetensors")
+    learned = [k for k in start if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]  # batch-norm statistics move in any epoch
+    assert all(np.allclose(start[k].numpy(), end[k].numpy(), atol=1e-6) for k in learned)  # a step of 1e-12 leaves the source's weights
+    assert "starting from the weights of" in json.loads((tmp_path / "tuned" / "best.json").read_text())["trained_on"]
+    other = {**source, "model": {**source["model"], "decoder_channels": [32, 16, 8]}, "init_from": str(tmp_path / "source")}
+    with pytest.raises(
+        BlastsegError, match=r"init_from .*source is unet/resnet18 \(depth 3\) with output cell\+nucleus, but this recipe builds .*decoder \[32, 16, 8\]"
+    ):
+        validate(TrainConfig, other, "r.yaml")
 
 
 @pytest.mark.slow

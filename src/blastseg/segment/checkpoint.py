@@ -67,10 +67,15 @@ def load_weights(model: torch.nn.Module, weights: Path, describe: str) -> None:
     load_state(model, read_weights(weights), weights, describe)
 
 
+def read_checkpoint(path: str | Path = DEFAULT) -> tuple[Path, ModelCard]:
+    """The weights file and the validated card of the checkpoint ``path`` names (no tensors read)."""
+    weights, card_path = checkpoint_files(path)
+    return weights, read_card(card_path, ModelCard, FORMAT, "segmentation checkpoint")
+
+
 def load_checkpoint(path: str | Path = DEFAULT) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild the model a checkpoint describes, with its weights, in eval mode on the CPU."""
-    weights, card_path = checkpoint_files(path)
-    card = read_card(card_path, ModelCard, FORMAT, "segmentation checkpoint")
+    weights, card = read_checkpoint(path)
     model = create_model(card.model.model_copy(update={"encoder_weights_path": None}))
     load_weights(model, weights, card.describe())
     return model.eval(), card

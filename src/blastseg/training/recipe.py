@@ -17,6 +17,7 @@ from blastseg.datasets.masks import EncodingName
 from blastseg.errors import DatasetError
 from blastseg.preprocess import Pipeline
 from blastseg.runtime import DeviceName
+from blastseg.segment.checkpoint import read_checkpoint
 from blastseg.segment.heads import Output, output_channels
 from blastseg.segment.networks import MODELS, ModelSpec
 from blastseg.training.augment import AugmentConfig
@@ -138,6 +139,24 @@ class TrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    init_from: FilePath | None = Field(
+        default=None,
+        description="fine-tuning: a segmentation checkpoint (run folder, NAME.json, or 'default', the bundled model) whose weights start"
+        " the training; it must be the network this recipe builds, with the same output",
+    )
+
+    @model_validator(mode="after")
+    def _starts_from_the_same_network(self) -> TrainConfig:
+        if self.init_from is None:
+            return self
+        _, card = as_value_error(read_checkpoint, self.init_from)
+        built = self.model_spec().model_copy(update={"encoder_weights_path": None})
+        if card.model != built or card.output != self.output:
+            raise ValueError(
+                f"init_from {self.init_from} is {card.describe()} with output {card.output}, "
+                f"but this recipe builds {built.name}/{built.encoder} (depth {built.depth}, decoder {built.decoder_channels}) with output {self.output}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _batch_fits(self) -> TrainConfig:

@@ -31,7 +31,7 @@ from blastseg.preprocess import Pipeline
 from blastseg.render import figure_png, pyplot
 from blastseg.runtime import resolve_device, seed_everything
 from blastseg.scale import Scale
-from blastseg.segment.checkpoint import ModelCard, save_checkpoint
+from blastseg.segment.checkpoint import ModelCard, load_weights, read_checkpoint, save_checkpoint
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.segment.heads import is_multiclass
 from blastseg.segment.networks import create_model
@@ -131,7 +131,8 @@ def model_card(config: TrainConfig, metrics: dict[str, Any]) -> ModelCard:
         preprocess=Pipeline.from_config(config.data.preprocess).to_config(),
         threshold=config.threshold,
         red_cell_px=config.data.scale_to,
-        trained_on=" + ".join([str(config.data.path), *(str(source.path) for source in config.data.train_also)]),
+        trained_on=" + ".join([str(config.data.path), *(str(source.path) for source in config.data.train_also)])
+        + (f", starting from the weights of {config.init_from}" if config.init_from else ""),
         metrics=metrics,
     )
 
@@ -181,7 +182,10 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     """Build the network, data, loss and optimiser of a run; when resuming, restore their state."""
     device = resolve_device(config.optim.device)
     seed_everything(config.optim.seed)
-    model = create_model(config.model_spec()).to(device)
+    model = create_model(config.model_spec())
+    if config.init_from:  # fine-tuning; a resumed run's own weights replace these below
+        load_weights(model, read_checkpoint(config.init_from)[0], "the recipe's network")
+    model = model.to(device)
     segmenter = DeepSegmenter(model, model_card(config, {}), device=str(device))
     train_samples = select(samples, split["train"])
     transform = build_augmentation(config.augment, config.data.crop_size)
