@@ -2,7 +2,9 @@
 
 The hand-checked all_blasts fields (``tests/data/handchecked``) are split into cells by
 ``postprocess.cell_instances`` under a grid of rules: split depth, opening/closing size, and
-the size split (``size_split``; ``none`` turns it off). The masks are either perfect (the
+the size split (``size_split``; ``none`` turns it off), and the red-cell size at which the
+pixel sizes hold (``--rules-red-cell-px``; each field's own, estimated from its red cells, scales
+them as ``predict`` does; ``none`` keeps them fixed). The masks are either perfect (the
 union of the hand-checked cells: whatever merges remain are the rules' own) or a method's
 (``--method magenta`` or a model folder; perfect masks carry no nuclei, so the size split is not
 limited by them). Fields are scored in two halves, and all together: the
@@ -27,14 +29,15 @@ from blastseg.evaluation.instances import match_instances, merged_cells
 from blastseg.io import read_image, read_mask, write_json
 from blastseg.labels import NUCLEUS
 from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.segment.base import Segmentation
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def scores(label_maps: list[np.ndarray], references: list[np.ndarray], rules: InstanceRules) -> dict:
+def scores(label_maps: list[np.ndarray], references: list[np.ndarray], scales: list[float | None], rules: InstanceRules) -> dict:
     clean, matches = 0, []
-    for labels, reference in zip(label_maps, references):
-        found = cell_instances(labels, rules)
+    for labels, reference, red_cell_px in zip(label_maps, references, scales):
+        found = cell_instances(labels, rules, red_cell_px)
         clean += merged_cells(found, reference) == 0
         matches.append(match_instances(found, reference))
     matched, predicted, truth = (sum(getattr(m, key) for m in matches) for key in ("matched", "predicted", "reference"))
@@ -52,24 +55,27 @@ def main() -> None:
     parser.add_argument("--depths", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 3, 1], help="open_size = close_size")
     parser.add_argument("--size-splits", nargs="+", default=["none", "1.7"], help="size_split values (none: off)")
+    parser.add_argument("--rules-red-cell-px", nargs="+", default=["none", "86"], help="red-cell sizes at which the pixel sizes hold (none: fixed pixels)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_splitting.json")
     args = parser.parse_args()
     paths = sorted((HANDCHECKED / "all_blasts").rglob("*.png"))
     references = [read_mask(path).astype(np.int32) for path in paths]
+    images = [read_image(args.data / "all_blasts" / p.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg")) for p in paths]
     if args.method:
         segmenter = method(args.method)
-        images = (read_image(args.data / "all_blasts" / p.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg")) for p in paths)
-        label_maps = [segmenter.segment(image).labels for image in images]
+        answers = [segmenter.segment(image) for image in images]
     else:
-        label_maps = [np.where(reference > 0, NUCLEUS, 0).astype(np.uint8) for reference in references]
+        answers = [Segmentation(np.where(reference > 0, NUCLEUS, 0).astype(np.uint8)) for reference in references]
+    label_maps = [answer.labels for answer in answers]
+    scales = [answer.scale_of(image).red_cell_px for answer, image in zip(answers, images)]
     halves = {"even (tuning)": slice(0, None, 2), "odd (held out)": slice(1, None, 2), "all": slice(None)}
     rows = []
-    for depth, size, size_split in itertools.product(args.depths, args.sizes, args.size_splits):
-        split_size = None if size_split == "none" else float(size_split)
-        rules = InstanceRules(open_size=size, close_size=size, split_depth=depth, size_split=split_size, min_nucleus_fraction=0)
-        row = {"split_depth": depth, "open_close": size, "size_split": split_size}
+    for depth, size, size_split, at in itertools.product(args.depths, args.sizes, args.size_splits, args.rules_red_cell_px):
+        split_size, red_cell_px = (None if value == "none" else float(value) for value in (size_split, at))
+        rules = InstanceRules(open_size=size, close_size=size, split_depth=depth, size_split=split_size, min_nucleus_fraction=0, red_cell_px=red_cell_px)
+        row = {"split_depth": depth, "open_close": size, "size_split": split_size, "rules_red_cell_px": red_cell_px}
         for half, chosen in halves.items():
-            row[half] = scores(label_maps[chosen], references[chosen], rules)
+            row[half] = scores(label_maps[chosen], references[chosen], scales[chosen], rules)
         rows.append(row)
         print(row)
     write_json(

@@ -41,7 +41,7 @@ from blastseg.evaluation.instances import best_cell_dice, match_instances, merge
 from blastseg.io import read_image, read_mask, write_json, write_png
 from blastseg.labels import NUCLEUS
 from blastseg.metrics import dice
-from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.postprocess import InstanceRules
 from blastseg.segment import Segmenter, create_segmenter, load_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ def pbc(root: Path, segmenter: Segmenter, rules: InstanceRules, step: int) -> di
         files = sorted(folder.glob("*.jpg"))[::step]
         for path in files:
             image = read_image(path)
-            labels = segmenter.segment(image).labels
-            cells = cell_rows(path.name, image, labels, cell_instances(labels, rules))
+            answer = segmenter.segment(image)
+            cells = cell_rows(path.name, image, answer.labels, answer.cells(image, rules))
             cell = centred_cell(cells, *image.shape[:2])
             if cell is not None:
                 hits += 1
@@ -109,8 +109,8 @@ def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules, overlay:
     for reference_path in sorted((HANDCHECKED / "all_blasts").rglob("*.png")):
         reference = read_mask(reference_path).astype(np.int32)
         image = read_image(data / "all_blasts" / reference_path.relative_to(HANDCHECKED / "all_blasts").with_suffix(".jpg"))
-        labels = segmenter.segment(image).labels
-        found = cell_instances(labels, rules)
+        answer = segmenter.segment(image)
+        labels, found = answer.labels, answer.cells(image, rules)
         matches = match_instances(found, reference)
         fields.append((dice(labels > 0, reference > 0), merged_cells(found, reference) == 0, matches))
         if overlay is not None:
@@ -119,8 +119,8 @@ def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules, overlay:
         write_png(overlay, montage(tiles))
     for reference_path in sorted((HANDCHECKED / "pbc").rglob("*.png")):
         reference = read_mask(reference_path) > 0
-        labels = segmenter.segment(read_image(data / "pbc" / reference_path.relative_to(HANDCHECKED / "pbc").with_suffix(".jpg"))).labels
-        cells.append(best_cell_dice(cell_instances(labels, rules), reference))
+        image = read_image(data / "pbc" / reference_path.relative_to(HANDCHECKED / "pbc").with_suffix(".jpg"))
+        cells.append(best_cell_dice(segmenter.segment(image).cells(image, rules), reference))
     matched, predicted, truth = (sum(getattr(m, key) for *_, m in fields) for key in ("matched", "predicted", "reference"))
     return {
         "all_blasts": {

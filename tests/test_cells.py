@@ -99,6 +99,18 @@ def test_opening_breaks_a_thin_bridge_and_areas_filter_specks_and_clumps():
     np.testing.assert_array_equal(filter_areas(np.array([[1, 1, 2, 3, 3, 3]]), 2, 2), [[1, 1, 0, 0, 0, 0]])
 
 
+def test_the_rules_pixel_sizes_follow_the_image_magnification():
+    rules = InstanceRules()  # pixel sizes for red cells 86 pixels across (BCCD)
+    half = rules.at_scale(43)
+    assert (half.open_size, half.close_size, half.min_area, half.red_cell_px) == (3, 3, 25, 43)  # 2.5 rounds up; areas by the square
+    assert rules.at_scale(None) is rules and InstanceRules(red_cell_px=None).at_scale(43) == InstanceRules(red_cell_px=None)
+    labels = np.zeros((40, 40), np.uint8)
+    labels[disc(labels.shape, (20, 20), 5)] = 1  # 81 pixels: a speck at BCCD's magnification, a lymphocyte at a fifth of it
+    labels[disc(labels.shape, (20, 20), 3)] = 2
+    assert cell_instances(labels).max() == 0 and cell_instances(labels, red_cell_px=86).max() == 0
+    assert cell_instances(labels, red_cell_px=17).max() == 1
+
+
 def test_cells_without_enough_nucleus_are_dropped():
     labels = np.zeros((40, 80), np.uint8)
     labels[disc((40, 80), (20, 20), 12)] = 1

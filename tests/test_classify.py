@@ -123,7 +123,7 @@ def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
 def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
     write_allidb1(tmp_path / "fields", fields=2)
     samples = scan_dataset(tmp_path / "fields")
-    found = collect_cells(samples, colour_labels, InstanceRules(), 32, 1.25)
+    found = collect_cells(samples, ColourSegmenter(), InstanceRules(), 32, 1.25)
     first = [row for row in found.rows if row["image"] == "Im001_1.jpg"]
     by_place = {(round(row["y"]), round(row["x"])): row["label"] for row in first}
     assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
@@ -131,7 +131,7 @@ def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
     assert found.unmatched == [{"image": "Im001_1.jpg", "x": 290.0, "y": 5.0}]
     assert all(crop.shape == (32, 32, 3) for crop in found.crops)
     # a fixed radius smaller than the 2-3 pixel offset of the listed centroids matches nothing
-    strict = collect_cells(samples, colour_labels, InstanceRules(), 32, 1.25, match_radius=2)
+    strict = collect_cells(samples, ColourSegmenter(), InstanceRules(), 32, 1.25, match_radius=2)
     assert {row["label"] for row in strict.rows} == {"normal"} and len(strict.unmatched) == 3
 
 

@@ -20,7 +20,7 @@ from blastseg.io import as_rgb, read_image
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.render import class_colours, classified_overlay, overlay
-from blastseg.scale import UNKNOWN, Scale, estimate_scale
+from blastseg.scale import UNKNOWN, Scale
 from blastseg.segment import Segmenter, load_segmenter
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def analyze_labels(
     """Cells of a label map (cell ``instances`` made as ``rules`` say unless given), each
     classified by ``classifier`` when there is one, measured in micrometres too when ``scale`` is known."""
     if instances is None:
-        instances = cell_instances(labels, rules)
+        instances = cell_instances(labels, rules, scale.red_cell_px)
     rows = cell_rows(name, image, labels, instances, scale.pixel_size_um)
     classes = None
     if classifier is not None:
@@ -141,5 +141,5 @@ def analyze(
         classifier = CellClassifier.load(classifier, device=device)
     if not isinstance(segmenter, Segmenter):
         segmenter = load_segmenter(segmenter, device=device)
-    labels = segmenter.segment(image).labels
-    return analyze_labels(name, image, labels, classifier=classifier, rules=rules, scale=scale or estimate_scale(image))
+    answer = segmenter.segment(image)
+    return analyze_labels(name, image, answer.labels, classifier=classifier, rules=rules, scale=scale or answer.scale_of(image))

@@ -36,7 +36,7 @@ from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
-from blastseg.scale import Scale, estimate_scale, given_scale
+from blastseg.scale import Scale, given_scale
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.recipe import SegmentConfig
 
@@ -247,7 +247,7 @@ def segment_files(
             reason = describe_error(answer) if isinstance(answer, Exception) else None
             if reason is None:
                 try:
-                    image_scale = scale or answer.info.get("scale") or estimate_scale(image)
+                    image_scale = scale or answer.scale_of(image)
                     analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules, image_scale)
                     paths = write_image_outputs(output_paths(path, out_dir), answer.labels, segmenter.target, analysis.overlay(), analysis.instances)
                     ledger.add(path.name, analysis.cells, analysis.summary(), image_scale, answer.info.get("rescale"))

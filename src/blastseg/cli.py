@@ -214,7 +214,12 @@ def predict(
         Optional[Path],
         typer.Option("--instances", help="YAML with an 'instances:' section: how masks become cells (see configs/instances.yaml).", rich_help_panel=OUTPUT),
     ] = None,
-    min_cell_area: Annotated[Optional[int], typer.Option(help="Smaller cell components are dropped (pixels; default 100).", rich_help_panel=OUTPUT)] = None,
+    min_cell_area: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Smaller cell components are dropped (pixels where red cells are 86 across, scaled to each image; default 100).", rich_help_panel=OUTPUT
+        ),
+    ] = None,
     min_nucleus_fraction: Annotated[
         Optional[float],
         typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT),

@@ -3,6 +3,7 @@ and the assignment of each nucleus to its cell."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import cv2
@@ -205,9 +206,10 @@ class InstanceRules(StrictModel):
     dense smear have no neck; see :func:`split_by_size`; none turns it off); cells whose nucleus covers fewer
     than ``min_nucleus_area`` (0) pixels or less than ``min_nucleus_fraction`` (0.2) of the
     largest nucleus in the image are dropped (a white cell has a nucleus; specks, platelets and
-    red-cell fragments have little or none). Only the pixel sizes depend on the magnification;
-    the split depth and nucleus fraction were chosen on the BCCD trainval fields (BENCHMARKS.md)
-    and hold at any scale.
+    red-cell fragments have little or none). The split depth and nucleus fraction were chosen on
+    the BCCD trainval fields (BENCHMARKS.md) and hold at any scale; the pixel sizes hold where red
+    cells are ``red_cell_px`` (86, BCCD's) across, and an image whose red-cell size is known gets
+    them scaled to it (:meth:`at_scale`; none: the same pixels at every magnification).
     """
 
     open_size: int = Field(default=5, ge=1, le=255)
@@ -221,6 +223,36 @@ class InstanceRules(StrictModel):
     min_nucleus_area: int = Field(default=0, ge=0)
     min_nucleus_fraction: float = Field(default=0.2, ge=0, le=1)
     max_image_fraction: float = Field(default=0.9, gt=0, le=1)
+    red_cell_px: float | None = Field(default=86.0, gt=0, le=10_000, description="red-cell diameter (pixels) at which the pixel sizes hold")
+
+    def at_scale(self, red_cell_px: float | None) -> InstanceRules:
+        """These rules for an image whose red cells are ``red_cell_px`` across: lengths scaled by
+        its size over ``self.red_cell_px``, areas by the square (unchanged when either is unknown).
+
+        >>> small = InstanceRules().at_scale(17.2)  # all_blasts: a fifth of BCCD's magnification
+        >>> small.open_size, small.close_size, small.min_area, small.split_depth
+        (1, 1, 4, 0.3)
+        """
+        if red_cell_px is None or self.red_cell_px is None:
+            return self
+        factor = red_cell_px / self.red_cell_px
+
+        def length(size: int) -> int:
+            return max(1, math.floor(size * factor + 0.5))
+
+        def area(size: int) -> int:
+            return math.floor(size * factor**2 + 0.5)
+
+        return self.model_copy(
+            update={
+                "open_size": length(self.open_size),
+                "close_size": length(self.close_size),
+                "min_area": area(self.min_area),
+                "max_area": None if self.max_area is None else max(1, area(self.max_area)),
+                "min_nucleus_area": area(self.min_nucleus_area),
+                "red_cell_px": red_cell_px,
+            }
+        )
 
 
 class InstancesFile(StrictModel):
@@ -253,15 +285,16 @@ def filter_areas(instances: np.ndarray, min_area: int, max_area: int | None = No
     return renumber[instances]
 
 
-def cell_instances(labels: np.ndarray, rules: InstanceRules | None = None) -> np.ndarray:
-    """Instance labels (int32, 0 background, 1..N) of the cells in a label map.
+def cell_instances(labels: np.ndarray, rules: InstanceRules | None = None, red_cell_px: float | None = None) -> np.ndarray:
+    """Instance labels (int32, 0 background, 1..N) of the cells in a label map, with ``rules``
+    scaled to the image's red-cell diameter ``red_cell_px`` when it is known.
 
     >>> labels = np.zeros((4, 9), np.uint8); labels[1:3, 1:3] = 2; labels[1:3, 6:8] = 1
     >>> rules = InstanceRules(open_size=1, close_size=1, min_area=1, split=False, min_nucleus_fraction=0)
     >>> cell_instances(labels, rules)[1].tolist()
     [0, 1, 1, 0, 0, 0, 2, 2, 0]
     """
-    rules = rules or InstanceRules()
+    rules = (rules or InstanceRules()).at_scale(red_cell_px)
     mask = closing(opening(labels > 0, rules.open_size), rules.close_size)
     if rules.fill_holes:
         mask = fill_holes(mask)

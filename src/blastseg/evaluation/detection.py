@@ -18,7 +18,7 @@ import numpy as np
 from blastseg.annotations import Box
 from blastseg.cells import cell_rows
 from blastseg.datasets.layouts import Sample
-from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.postprocess import InstanceRules
 from blastseg.segment import Segmenter
 
 
@@ -130,8 +130,8 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
     for sample in samples:
         image, _ = sample.load()
         truth = [box for box in sample.boxes or [] if box.label == label]
-        labels = segmenter.segment(image).labels
-        cells = cell_rows(sample.image.name, image, labels, cell_instances(labels, rules))
+        answer = segmenter.segment(image)
+        cells = cell_rows(sample.image.name, image, answer.labels, answer.cells(image, rules))
         matches = match_boxes(cells, truth)
         outcome = {"tp": len(matches.pairs), "fp": len(matches.unmatched_cells), "fn": len(matches.unmatched_truth)}
         for key, value in outcome.items():

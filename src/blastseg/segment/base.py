@@ -9,7 +9,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from blastseg.errors import lookup
+from blastseg.postprocess import InstanceRules, cell_instances
 from blastseg.preprocess import to_grey, to_hsv, to_lab
+from blastseg.scale import Scale, estimate_scale
 
 
 @dataclass
@@ -24,6 +26,14 @@ class Segmentation:
     labels: np.ndarray
     instances: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def scale_of(self, image: np.ndarray) -> Scale:
+        """The image's scale: the one the segmenter measured (a network that rescales), else estimated from its red cells."""
+        return self.info.get("scale") or estimate_scale(image)
+
+    def cells(self, image: np.ndarray, rules: InstanceRules | None = None) -> np.ndarray:
+        """The cell instances of ``labels``, by ``rules`` scaled to the image's red cells (:meth:`scale_of`)."""
+        return cell_instances(self.labels, rules, self.scale_of(image).red_cell_px)
 
 
 @runtime_checkable

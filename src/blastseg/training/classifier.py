@@ -49,13 +49,12 @@ def labelled_samples(config: ClassifyConfig) -> list[Sample]:
 def gather(config: ClassifyConfig, samples: list[Sample], on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
     """Find and label the cells of the recipe's ``samples`` (see :mod:`blastseg.training.labelled_cells`)."""
     data = config.data
-    segment = None
+    segmenter = None
     if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
         segmenter = load_segmenter(data.checkpoint, device=config.device)
-        segment = lambda image: segmenter.segment(image).labels  # noqa: E731
     return collect_cells(
         samples,
-        segment,
+        segmenter,
         data.instances,
         config.cnn.input_size,
         data.crop_scale,

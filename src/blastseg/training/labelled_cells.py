@@ -23,7 +23,8 @@ from blastseg.errors import ConfigError, DatasetError
 from blastseg.evaluation.detection import match_centroids
 from blastseg.io import read_image
 from blastseg.labels import BLAST, NORMAL
-from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.postprocess import InstanceRules
+from blastseg.segment.base import Segmentation, Segmenter
 
 
 @dataclass
@@ -57,7 +58,7 @@ def equivalent_radius(rows: Sequence[dict]) -> np.ndarray:
 
 def collect_cells(
     samples: Sequence[Sample],
-    segment: Callable[[np.ndarray], np.ndarray] | None,
+    segmenter: Segmenter | None,
     rules: InstanceRules,
     crop_size: int,
     crop_scale: float | None,
@@ -67,18 +68,18 @@ def collect_cells(
 ) -> LabelledCells:
     """Segment (or read the masks of) every sample and label its cells as the module says.
 
-    ``segment`` maps an RGB image to a label map; it may be ``None`` when every sample has a mask.
+    ``segmenter`` finds the cells of samples without a mask (it may be ``None`` when every sample has
+    one); the instance rules are scaled to each image's red cells as ``predict`` scales them.
     Crops are as :func:`blastseg.cells.cell_crops` makes them with ``crop_size`` and ``crop_scale``.
     """
     found = LabelledCells()
     for sample in samples:
         image, labels = sample.load() if use_masks else (read_image(sample.image), None)
-        if labels is None:
-            if segment is None:
-                raise ConfigError(f"{sample.image}: no mask and no segmentation model to find its cells")
-            labels = segment(image)
-        cells = cell_instances(labels, rules)
-        rows = cell_rows(sample.image.name, image, labels, cells)
+        if labels is None and segmenter is None:
+            raise ConfigError(f"{sample.image}: no mask and no segmentation model to find its cells")
+        answer = Segmentation(labels) if labels is not None else segmenter.segment(image)
+        cells = answer.cells(image, rules)  # a network's own measure of the scale is reused
+        rows = cell_rows(sample.image.name, image, answer.labels, cells)
         crop_of = cell_crops(image, cells, crop_size, crop_scale)
         if sample.centroids is not None:
             radius = equivalent_radius(rows) if match_radius is None else match_radius
@@ -94,7 +95,7 @@ def collect_cells(
         elif not rows:
             found.skipped.append({"image": sample.image.name, "reason": "no cell found"})
         else:
-            _add(found, nearest_to_centre(rows, labels.shape), sample.label, crop_of)
+            _add(found, nearest_to_centre(rows, image.shape), sample.label, crop_of)
         if on_done:
             on_done(sample)
     if not found.rows:
