@@ -3,10 +3,15 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from blastseg.datasets.colour_masks import white_cells_by_colour
 from blastseg.metrics import dice
+from blastseg.preprocess import Normalize, Pipeline
+from blastseg.segment.heads import UNKNOWN
+from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.recipe import TrainConfig
 from blastseg.training.segmentation import annotated_samples, train_only_samples
 from tests.test_train import recipe
@@ -63,3 +68,20 @@ def test_only_fields_the_colour_rule_trusts_train(cells_dataset, tmp_path):
     assert [s.name for s in samples] == ["clean"]
     image, labels = samples[0].load()
     assert dice(labels > 0, smear()[1] > 0) > 0.95
+    assert samples[0].nucleus_known
+
+
+def test_a_source_can_leave_its_rough_nuclei_unknown_to_the_loss(cells_dataset, tmp_path):
+    fields = tmp_path / "fields"
+    fields.mkdir()
+    Image.fromarray(smear()[0]).save(fields / "clean.png")
+    config = recipe(cells_dataset)
+    config["data"]["train_also"] = [{"path": str(fields), "layout": "folder", "masks_from": "colour", "learn_nucleus": False}]
+    (sample,) = train_only_samples(TrainConfig.model_validate(config), set())
+    target = SegmentationDataset([sample], "cell+nucleus", Pipeline(), Normalize())[0][1].numpy()
+    cells = target[0] == 1
+    assert dice(cells, smear()[1] > 0) > 0.95  # the cells still train
+    assert (target[1][cells] == UNKNOWN).all() and (target[1][~cells] == 0).all()
+    config["output"] = "multiclass"
+    with pytest.raises(ValidationError, match="learn_nucleus: false needs an output with a sigmoid nucleus channel"):
+        TrainConfig.model_validate(config)

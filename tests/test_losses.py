@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from blastseg.errors import BlastsegError
+from blastseg.segment.heads import UNKNOWN
 from blastseg.training.losses import LOSSES, build_loss
 
 # logits 0 → p = 0.5 on all four pixels; one of them is foreground
@@ -59,3 +60,25 @@ def test_bad_loss_specs_name_the_valid_choices():
         build_loss({"name": "tversky", "alpah": 0.3}, multiclass=False)
     with pytest.raises(BlastsegError, match="loss .bce_dice.: lam: Input should be less than or equal to 1"):
         build_loss({"name": "bce_dice", "lam": 2}, multiclass=False)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_unknown_target_pixels_change_no_sigmoid_loss_and_get_no_gradient(name):
+    torch.manual_seed(0)
+    target = torch.randint(0, 2, (2, 2, 8, 8)).float()
+    unknown = target.clone()
+    unknown[:, 1, :4] = UNKNOWN  # half of the nucleus channel's rows
+    logits = torch.randn(2, 2, 8, 8, requires_grad=True)
+    loss = build_loss(name, multiclass=False)(logits, unknown)
+    loss.backward()
+    other = logits.detach().clone()
+    other[:, 1, :4] = 50 * torch.randn(2, 4, 8)  # any logit there gives the same loss
+    assert float(build_loss(name, multiclass=False)(other, unknown)) == pytest.approx(loss.item(), rel=1e-5)
+    assert logits.grad[:, 1, :4].abs().max() == 0 and logits.grad[:, 1, 4:].abs().sum() > 0
+
+
+def test_unknown_pixels_add_nothing_to_the_dice_sum():
+    # the known pixels are TARGET's first row, p = 0.5 each: Dice 2 * 0.5 / (1 + 1)
+    target = TARGET.clone()
+    target[..., 1, :] = UNKNOWN
+    assert float(build_loss("dice", multiclass=False)(LOGITS, target)) == pytest.approx(1 - 0.5, abs=1e-4)

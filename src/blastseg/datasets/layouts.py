@@ -47,6 +47,7 @@ class Sample:
     encoding: str = "auto"
     group: str = ""
     pseudo_mask: PseudoMask | None = None  # without a mask file, how the label map is made
+    nucleus_known: bool = True  # false: the nuclei of its label map are too rough to train on
 
     @property
     def name(self) -> str:

@@ -9,6 +9,8 @@
 [[[0.0, 1.0, 1.0]], [[0.0, 0.0, 1.0]]]
 >>> decode_probabilities(encode_target(labels, "cell+nucleus"), "cell+nucleus").tolist()
 [[0, 1, 2]]
+>>> encode_target(labels, "cell+nucleus", nucleus_known=False)[1].tolist()  # inside cells: unknown
+[[0.0, -1.0, -1.0]]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "multiclass": ("background", "cytoplasm", "nucleus"),
 }
 Output = Literal[tuple(OUTPUTS)]  # the names above, for validated configs and checkpoint cards
+UNKNOWN = -1.0  # a sigmoid target pixel the loss ignores (training.losses)
 
 
 def output_channels(output: str) -> int:
@@ -42,11 +45,22 @@ def label_target(output: str) -> str:
     return output if output in ("nucleus", "cell") else "multiclass"
 
 
-def encode_target(labels: np.ndarray, output: str) -> np.ndarray:
-    """Training target of a label map: C x H x W float32 for sigmoid outputs, H x W int64 for multiclass."""
+def has_nucleus_channel(output: str) -> bool:
+    """Whether ``output`` has a sigmoid nucleus channel (one that can leave nuclei unknown)."""
+    return not is_multiclass(output) and "nucleus" in OUTPUTS[output]
+
+
+def encode_target(labels: np.ndarray, output: str, nucleus_known: bool = True) -> np.ndarray:
+    """Training target of a label map: C x H x W float32 for sigmoid outputs, H x W int64 for
+    multiclass. With ``nucleus_known`` false the nucleus channel is :data:`UNKNOWN` inside the
+    cells (their nuclei are too rough to learn from) and 0 outside them (sigmoid outputs only)."""
     if is_multiclass(output):
+        if not nucleus_known:
+            raise ValueError("a multiclass target cannot leave the nucleus unknown")
         return labels.astype(np.int64)
-    planes = {"cell": labels > BACKGROUND, "nucleus": labels == NUCLEUS}
+    cell = labels > BACKGROUND
+    nucleus = (labels == NUCLEUS).astype(np.float32) if nucleus_known else np.where(cell, UNKNOWN, 0.0)
+    planes = {"cell": cell, "nucleus": nucleus}
     return np.stack([planes[name] for name in OUTPUTS[output]]).astype(np.float32)
 
 

@@ -19,7 +19,8 @@ from blastseg.tensors import to_tensor
 class SegmentationDataset(Dataset):
     """Images and their training targets, held in memory, augmented on the fly.
 
-    Each item is ``(image tensor 3xHxW, target)`` with the target as :func:`encode_target` makes it.
+    Each item is ``(image tensor 3xHxW, target)`` with the target as :func:`encode_target` makes it
+    (nuclei unknown inside the cells of samples whose ``nucleus_known`` is false).
     ``factors`` (one per sample) resize the images and masks once, when they are loaded: to the
     red-cell size the network trains at.
     """
@@ -43,14 +44,14 @@ class SegmentationDataset(Dataset):
             image = resized(preprocess(image), factor)
             if image.shape[:2] != labels.shape:
                 labels = cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-            self.items.append((image, labels))
+            self.items.append((image, labels, sample.nucleus_known))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, labels = self.items[index]
+        image, labels, nucleus_known = self.items[index]
         if self.transform is not None:
             out = self.transform(image=image, mask=labels)
             image, labels = out["image"], out["mask"]
-        return to_tensor(image, self.normalize, self.channels), torch.from_numpy(encode_target(labels, self.output))
+        return to_tensor(image, self.normalize, self.channels), torch.from_numpy(encode_target(labels, self.output, nucleus_known))

@@ -22,6 +22,7 @@ from torch import nn
 
 from blastseg.config import StrictModel, validate
 from blastseg.errors import ConfigError, lookup
+from blastseg.segment.heads import UNKNOWN
 
 
 def _mode(multiclass: bool) -> str:
@@ -103,6 +104,28 @@ class WeightedSum(nn.Module):
         return sum(w * term(logits, target) for w, term in zip(self.weights, self.terms))
 
 
+class UnknownIgnored(nn.Module):
+    """A sigmoid-output loss that ignores the target pixels marked :data:`~blastseg.segment.heads.UNKNOWN`:
+    there the logit is replaced by a constant far below zero and the target by 0, so the pixel
+    adds (next to) nothing to any term and passes no gradient back.
+
+    >>> bce = UnknownIgnored(nn.BCEWithLogitsLoss(reduction="sum"))
+    >>> target = torch.tensor([[[[1.0, UNKNOWN]]]])
+    >>> float(bce(torch.tensor([[[[0.0, 5.0]]]]), target)) == float(bce(torch.tensor([[[[0.0, -5.0]]]]), target))
+    True
+    """
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        unknown = target == UNKNOWN
+        if unknown.any():
+            logits, target = logits.masked_fill(unknown, -40.0), target.masked_fill(unknown, 0.0)
+        return self.loss(logits, target)
+
+
 def parse_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]]) -> list[tuple[float, Loss]]:
     """The ``(weight, loss)`` terms of a name, ``{"name": ..., "weight": ..., **params}``, or a list of those.
 
@@ -125,5 +148,7 @@ def parse_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]]) -> l
 
 
 def build_loss(spec: str | dict[str, Any] | Sequence[str | dict[str, Any]], multiclass: bool) -> nn.Module:
-    """The summed loss module of ``spec`` (see :func:`parse_loss`)."""
-    return WeightedSum([(weight, loss.build(multiclass)) for weight, loss in parse_loss(spec)])
+    """The summed loss module of ``spec`` (see :func:`parse_loss`); for sigmoid outputs it ignores
+    target pixels marked unknown (:class:`UnknownIgnored`)."""
+    loss = WeightedSum([(weight, loss.build(multiclass)) for weight, loss in parse_loss(spec)])
+    return loss if multiclass else UnknownIgnored(loss)

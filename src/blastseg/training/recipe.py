@@ -18,7 +18,7 @@ from blastseg.errors import DatasetError
 from blastseg.preprocess import Pipeline
 from blastseg.runtime import DeviceName
 from blastseg.segment.checkpoint import read_checkpoint
-from blastseg.segment.heads import Output, output_channels
+from blastseg.segment.heads import Output, has_nucleus_channel, output_channels
 from blastseg.segment.networks import MODELS, ModelSpec
 from blastseg.training.augment import AugmentConfig
 from blastseg.training.losses import parse_loss
@@ -45,6 +45,10 @@ class TrainOnlySource(StrictModel):
             " left out, since a missing box may be a missed cell), 'colour' finds the magenta objects (datasets.colour_masks; images with"
             " an object it does not trust are left out)"
         ),
+    )
+    learn_nucleus: bool = Field(
+        default=True,
+        description="false: inside these images' cells the nucleus output learns nothing (pseudo-nuclei too rough); their cells and background still train",
     )
 
 
@@ -155,6 +159,14 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"init_from {self.init_from} is {card.describe()} with output {card.output}, "
                 f"but this recipe builds {built.name}/{built.encoder} (depth {built.depth}, decoder {built.decoder_channels}) with output {self.output}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _nucleus_left_unknown_needs_its_own_channel(self) -> TrainConfig:
+        if not has_nucleus_channel(self.output) and any(not source.learn_nucleus for source in self.data.train_also):
+            raise ValueError(
+                f"data.train_also's learn_nucleus: false needs an output with a sigmoid nucleus channel (cell+nucleus or nucleus), not {self.output}"
             )
         return self
 
