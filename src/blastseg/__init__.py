@@ -41,6 +41,7 @@ _EXPORTS = {
     "blastseg.render": ("mask_image", "overlay"),
     "blastseg.scale": ("Scale", "estimate_scale", "given_scale"),
     "blastseg.segment": ("SEGMENTERS", "Segmentation", "Segmenter", "create_segmenter", "load_segmenter"),
+    "blastseg.segment.base": ("image_cells",),
     "blastseg.segment.checkpoint": ("load_checkpoint", "save_checkpoint"),
     "blastseg.segment.deep": ("DeepSegmenter",),
     "blastseg.segment.networks": ("MODELS", "ModelSpec", "create_model"),

@@ -18,10 +18,11 @@ import numpy as np
 from blastseg.cells import cell_rows
 from blastseg.io import as_rgb, read_image
 from blastseg.labels import BLAST
-from blastseg.postprocess import InstanceRules, cell_instances
+from blastseg.postprocess import InstanceRules
 from blastseg.render import class_colours, classified_overlay, overlay
 from blastseg.scale import UNKNOWN, Scale
 from blastseg.segment import Segmenter, load_segmenter
+from blastseg.segment.base import image_cells
 
 if TYPE_CHECKING:
     from blastseg.classify.model import CellClassifier
@@ -105,7 +106,7 @@ def analyze_labels(
     """Cells of a label map (cell ``instances`` made as ``rules`` say unless given), each
     classified by ``classifier`` when there is one, measured in micrometres too when ``scale`` is known."""
     if instances is None:
-        instances = cell_instances(labels, rules, scale.red_cell_px)
+        instances = image_cells(image, labels, rules, scale.red_cell_px)
     rows = cell_rows(name, image, labels, instances, scale.pixel_size_um)
     classes = None
     if classifier is not None:

@@ -176,6 +176,40 @@ def split_by_size(instances: np.ndarray, nuclei: np.ndarray | None = None, ratio
     return filter_areas(result, 1)
 
 
+def split_at_markers(instances: np.ndarray, markers: np.ndarray, max_solidity: float = 0.92, min_share: float = 0.15) -> np.ndarray:
+    """Cut each cell that holds two or more marker objects between them.
+
+    A cell whose outline is not convex (solidity below ``max_solidity``) and in which two or more
+    objects of ``markers`` (instance labels, e.g. the stained objects of the image) each cover at
+    least ``min_share`` of its area is divided among them by a watershed of its distance
+    transform: the border runs where the cell is narrowest between the markers. A round cell, or
+    one holding a single marker, stays whole. Returns int32 instance labels renumbered 1..N.
+
+    >>> cells = np.zeros((9, 17), np.int32); cells[1:8, 1:16] = 1; cells[1, 8] = cells[7, 8] = 0
+    >>> stained = np.zeros_like(cells); stained[2:7, 2:7] = 1; stained[2:7, 10:15] = 2
+    >>> cut = split_at_markers(cells, stained, max_solidity=1.0)  # cut at the notches, column 8
+    >>> np.unique(cut[:, :8]).tolist(), np.unique(cut[:, 9:]).tolist()
+    ([0, 1], [0, 2])
+    >>> int(split_at_markers(cells, stained).max())  # solidity 0.98: convex enough to stay whole
+    1
+    """
+    result, next_id = instances.astype(np.int32, copy=True), int(instances.max()) + 1
+    for cell in regionprops(instances):
+        if cell.solidity >= max_solidity:
+            continue
+        inside = np.where(cell.image, markers[cell.slice], 0)
+        ids, areas = np.unique(inside[inside > 0], return_counts=True)
+        seeds = ids[areas >= min_share * cell.area]
+        if len(seeds) < 2:
+            continue
+        pieces = watershed(-ndi.distance_transform_edt(cell.image), np.where(np.isin(inside, seeds), inside, 0), mask=cell.image)
+        window = result[cell.slice]
+        for seed in seeds[1:]:
+            window[pieces == seed] = next_id
+            next_id += 1
+    return filter_areas(result, 1)
+
+
 def drop_small_nuclei(instances: np.ndarray, labels: np.ndarray, min_area: int, min_fraction: float) -> np.ndarray:
     """Drop cells whose nucleus covers fewer than ``min_area`` pixels or less than ``min_fraction``
     of the largest nucleus among the image's cells; renumber the rest 1..N.
@@ -206,7 +240,10 @@ class InstanceRules(StrictModel):
     dense smear have no neck; see :func:`split_by_size`; none turns it off); cells whose nucleus covers fewer
     than ``min_nucleus_area`` (0) pixels or less than ``min_nucleus_fraction`` (0.2) of the
     largest nucleus in the image are dropped (a white cell has a nucleus; specks, platelets and
-    red-cell fragments have little or none). The split depth and nucleus fraction were chosen on
+    red-cell fragments have little or none). Where the image is at hand, ``colour_split`` (on)
+    then cuts a non-convex cell that holds two or more stained objects between them
+    (:func:`split_at_markers`; ``segment.base.image_cells``): the network says where the cells
+    are, the stain where one ends and the next begins. The split depth and nucleus fraction were chosen on
     the BCCD trainval fields (BENCHMARKS.md) and hold at any scale; the pixel sizes hold where red
     cells are ``red_cell_px`` (86, BCCD's) across, and an image whose red-cell size is known gets
     them scaled to it (:meth:`at_scale`; none: the same pixels at every magnification).
@@ -222,6 +259,7 @@ class InstanceRules(StrictModel):
     size_split: float | None = Field(default=1.7, gt=1)
     min_nucleus_area: int = Field(default=0, ge=0)
     min_nucleus_fraction: float = Field(default=0.2, ge=0, le=1)
+    colour_split: bool = Field(default=True, description="cut non-convex cells between the stained objects they hold (where the image is known)")
     max_image_fraction: float = Field(default=0.9, gt=0, le=1)
     red_cell_px: float | None = Field(default=86.0, gt=0, le=10_000, description="red-cell diameter (pixels) at which the pixel sizes hold")
 
