@@ -156,6 +156,7 @@ def main() -> None:
             results[name]["bccd_test"] = detection
             print(
                 f"{name}: BCCD test precision {detection['precision']:.4f} recall {detection['recall']:.4f} median box IoU {detection['median_box_iou'] or 0:.3f}"
+                f" (false alarms cut by the edge {detection['fp_at_border']}, precision of cells inside the field {detection['precision_inside']:.4f})"
             )
         if "pbc" in args.sets:
             results[name]["pbc"] = pbc(args.data / "pbc", segmenter, rules, args.pbc_step)

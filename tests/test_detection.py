@@ -38,6 +38,28 @@ def test_box_iou_precision_and_recall_by_hand(tmp_path):
     assert scores.median_box_iou == pytest.approx(1560 / 1639)
 
 
+class EdgeAnswer(FixedAnswer):
+    """FixedAnswer's cell and a second one cut by the field's left edge."""
+
+    def segment(self, image):
+        labels = super().segment(image).labels
+        labels[disc(labels.shape, (50, 5), 15)] = 1
+        labels[disc(labels.shape, (50, 5), 8)] = 2
+        return Segmentation(labels)
+
+
+def test_false_alarms_cut_by_the_edge_are_counted_apart(tmp_path):
+    path = tmp_path / "field.png"
+    Image.fromarray(np.full((100, 120, 3), 230, np.uint8)).save(path)
+    unboxed = score_fields([Sample(path, boxes=[Box("WBC", 30, 30, 70, 70)])], EdgeAnswer(), InstanceRules(min_area=10))
+    assert (unboxed.tp, unboxed.fp, unboxed.fp_at_border) == (1, 1, 1)
+    assert (unboxed.precision, unboxed.precision_inside) == (0.5, 1.0)
+    boxed = score_fields([Sample(path, boxes=[Box("WBC", 30, 30, 70, 70), Box("WBC", 0, 35, 20, 65)])], EdgeAnswer(), InstanceRules(min_area=10))
+    assert (boxed.tp, boxed.fp, boxed.fp_at_border, boxed.precision_inside) == (2, 0, 0, 1.0)
+    nothing_inside = score_fields([Sample(path, boxes=[Box("WBC", 90, 80, 110, 95)])], EdgeAnswer(), InstanceRules(min_area=10))
+    assert (nothing_inside.fp, nothing_inside.fp_at_border, nothing_inside.precision_inside) == (2, 1, 0.0)
+
+
 def test_the_centred_cell_is_the_only_one_near_the_centre():
     centre, neighbour = {"x": 60.0, "y": 50.0}, {"x": 10.0, "y": 10.0}
     assert centred_cell([neighbour, centre], 100, 120) is centre  # a neighbour near the border does not count

@@ -105,7 +105,11 @@ class DetectionScores:
     """Cells found on annotated fields against the truth: counts of true and false positives and
     misses, precision, recall, the median IoU of each matched cell's box with its truth box
     (how tight the outlines are), the mean absolute error of the per-field count, the median area of
-    matched and unmatched cells, and the fields with a miss or a false alarm."""
+    matched and unmatched cells, and the fields with a miss or a false alarm.
+
+    ``fp_at_border`` counts the false alarms cut by the image's edge, and ``precision_inside`` is
+    the precision of the cells wholly inside the field: annotators often leave a cell that the
+    edge cuts without a box (BCCD), so a false alarm there may be a white cell all the same."""
 
     fields: int
     tp: int
@@ -113,6 +117,8 @@ class DetectionScores:
     fn: int
     precision: float
     recall: float
+    fp_at_border: int
+    precision_inside: float
     median_box_iou: float | None
     count_mae: float
     median_area: dict[str, float | None]
@@ -124,6 +130,7 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
     against the ``label`` boxes: TP/FP/FN, precision, recall, the mean absolute error of the
     per-field count, each cell's area by outcome, and the fields with a miss or a false alarm."""
     totals = {"tp": 0, "fp": 0, "fn": 0}
+    inside = {"tp": 0, "fp": 0}
     count_errors, fields = [], []
     areas: dict[str, list[int]] = {"matched": [], "unmatched": []}
     ious: list[float] = []
@@ -136,6 +143,8 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         outcome = {"tp": len(matches.pairs), "fp": len(matches.unmatched_cells), "fn": len(matches.unmatched_truth)}
         for key, value in outcome.items():
             totals[key] += value
+        inside["tp"] += sum(not cells[i]["touches_border"] for i, _ in matches.pairs)
+        inside["fp"] += sum(not cells[i]["touches_border"] for i in matches.unmatched_cells)
         areas["matched"] += [cells[i]["area"] for i, _ in matches.pairs]
         ious += [box_iou(cell_box(cells[i]), truth[j].corners) for i, j in matches.pairs]
         areas["unmatched"] += [cells[i]["area"] for i in matches.unmatched_cells]
@@ -146,6 +155,8 @@ def score_fields(samples: Sequence[Sample], segmenter: Segmenter, rules: Instanc
         len(count_errors),
         **totals,
         **detection_scores(totals["tp"], totals["fp"], totals["fn"]),
+        fp_at_border=totals["fp"] - inside["fp"],
+        precision_inside=detection_scores(inside["tp"], inside["fp"], 0)["precision"],
         median_box_iou=float(np.median(ious)) if ious else None,
         count_mae=float(np.mean(count_errors)) if count_errors else 0.0,
         median_area={k: float(np.median(v)) if v else None for k, v in areas.items()},
