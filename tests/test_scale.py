@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blastseg.scale import RED_CELL_UM, UNKNOWN, Scale, circle_diameters, estimate_scale, given_scale, typical
+from blastseg.scale import RED_CELL_UM, UNKNOWN, Scale, circle_diameters, estimate_scale, given_scale, inscribed_diameters, typical
 from tests.synthetic import synthetic_cell, synthetic_smear
 
 
@@ -53,6 +53,13 @@ def test_noise_is_not_searched_for_circles(monkeypatch):
     smear = synthetic_smear((400, 400), red_cell_diameter=40, seed=1)
     with pytest.raises(AssertionError, match="Hough"):
         circle_diameters(smear)
+
+
+def test_one_object_is_one_circle_however_flat_its_ridge():
+    # an oval 180 x 140 pixels (a white cell whose nucleus went unseen): the distance to its
+    # outline peaks along a ridge, and each peak once counted as a cell, three agreeing on 139 pixels
+    oval = cv2.ellipse(np.zeros((300, 300), np.uint8), (150, 150), (90, 70), 20, 0, 360, 1, -1)
+    assert inscribed_diameters(oval, np.zeros(oval.shape, bool)) == pytest.approx([139], abs=1)
 
 
 def test_white_cells_and_specks_do_not_decide():

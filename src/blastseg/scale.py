@@ -156,7 +156,9 @@ def inscribed_diameters(objects: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     """Diameters of the maximal inscribed circles of the objects: local maxima of the distance to
     the background that no larger value lies within their own radius of, one per cell also where
     cells touch. Circles under 0.6 of their object's largest (bumps on an outline), in objects that
-    hold a nucleus, or that touch the border are left out."""
+    hold a nucleus, or that touch the border are left out, and so is a circle centred inside a
+    larger (or equal) one already kept: a flat ridge of the distance gives one object several
+    peaks, which must not count as several cells agreeing."""
     distance = cv2.distanceTransform(objects, cv2.DIST_L2, 5)
     count, labels = cv2.connectedComponents(objects)
     if count <= 1:
@@ -166,16 +168,17 @@ def inscribed_diameters(objects: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     largest = np.asarray(ndi.maximum(distance, labels, index))
     peaks = peak_local_max(distance, min_distance=3, threshold_abs=MIN_WORK_DIAMETER / 2, exclude_border=False)
     height, width = objects.shape
-    diameters = []
-    for y, x in peaks:
+    kept: list[tuple[int, int, float]] = []
+    for y, x in sorted(peaks.tolist(), key=lambda peak: -distance[peak[0], peak[1]]):
         radius = distance[y, x]
         r = int(np.ceil(radius))
         label = labels[y, x]
         if nucleated[label] or radius < 0.6 * largest[label] or min(y, x, height - 1 - y, width - 1 - x) <= radius:
             continue
-        if distance[y - r : y + r + 1, x - r : x + r + 1].max() <= radius + 0.5:
-            diameters.append(2 * radius)
-    return np.array(diameters)
+        inside_kept = any(np.hypot(y - ky, x - kx) < kr for ky, kx, kr in kept)
+        if not inside_kept and distance[y - r : y + r + 1, x - r : x + r + 1].max() <= radius + 0.5:
+            kept.append((y, x, radius))
+    return np.array([2 * radius for _, _, radius in kept])
 
 
 def circle_diameters(image: np.ndarray) -> np.ndarray:
