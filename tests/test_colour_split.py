@@ -63,3 +63,17 @@ def test_a_round_cell_stays_whole_whatever_the_stain_holds():
     image, _ = pressed_pair()
     labels = disc((80, 110), (54, 40), 34).astype(np.uint8)  # one convex cell over both
     assert image_cells(image, labels, RULES).max() == 1
+
+
+def test_stained_red_cells_do_not_set_the_size_a_white_cell_is_cut_by():
+    # one large kidney-shaped white cell, wholly stained, beside four small stained red cells: the
+    # size split of the stained objects must not take the red cells as the typical cell (it would
+    # cut the white cell into red-cell-sized wedges, each a seed)
+    image = np.full((100, 200, 3), BACKGROUND, np.uint8)
+    kidney = disc(image.shape[:2], (50, 50), 32) & ~disc(image.shape[:2], (50, 88), 26)
+    image[kidney] = VIOLET
+    for centre in ((120, 25), (160, 25), (120, 75), (160, 75)):
+        image[disc(image.shape[:2], centre, 14)] = VIOLET
+    labels = np.where(kidney, CYTOPLASM, 0).astype(np.uint8)
+    assert regionprops(cell_instances(labels, RULES))[0].solidity < 0.92
+    assert image_cells(image, labels, RULES).max() == 1

@@ -55,16 +55,17 @@ def image_cells(image: np.ndarray, labels: np.ndarray, rules: InstanceRules | No
 def stained_cells(image: np.ndarray, cells: np.ndarray, rules: InstanceRules, red_cell_px: float | None) -> np.ndarray:
     """The white cells the stain outlines: the magenta objects of
     :func:`~blastseg.datasets.colour_masks.magenta_mask` made instances by ``rules``, keeping only
-    the objects that lie mostly (half or more, before the size split) inside ``cells``, a
-    segmenter's cell mask. Elsewhere the magenta objects are red cells or clumps (a smear whose
-    red cells take the stain), whose cuts say nothing about where a white cell ends."""
+    the objects that lie mostly (half or more) inside ``cells``, a segmenter's cell mask, and then
+    splitting those by size. Elsewhere the magenta objects are red cells or clumps (a smear whose
+    red cells take the stain), whose cuts say nothing about where a white cell ends; nor may their
+    size set the typical cell of the size split, which would then cut a white cell into wedges."""
     stained = np.where(magenta_mask(image), CYTOPLASM, 0).astype(np.uint8)
     whole = cell_instances(stained, rules.model_copy(update={"size_split": None}), red_cell_px)
     share_inside = np.bincount(whole[cells], minlength=whole.max() + 1) / np.maximum(np.bincount(whole.ravel()), 1)
     white = share_inside >= 0.5
     white[0] = False
-    pieces = split_by_size(whole, None, rules.size_split) if rules.split and rules.size_split is not None else whole
-    return np.where(white[whole], pieces, 0)
+    kept = np.where(white[whole], whole, 0)
+    return split_by_size(kept, None, rules.size_split) if rules.split and rules.size_split is not None else kept
 
 
 @runtime_checkable
