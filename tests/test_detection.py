@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,6 +16,18 @@ from blastseg.segment.base import Segmentation
 from tests.synthetic import disc
 
 
+def draw_cell(labels: np.ndarray, centre: tuple[int, int], radius: int) -> None:
+    """A disc cell of ``radius`` with a nucleus of half that radius."""
+    labels[disc(labels.shape, centre, radius)] = 1
+    labels[disc(labels.shape, centre, radius // 2)] = 2
+
+
+def blank_field(tmp_path) -> Path:
+    path = tmp_path / "field.png"
+    Image.fromarray(np.full((100, 120, 3), 230, np.uint8)).save(path)
+    return path
+
+
 class FixedAnswer:
     """A segmenter that always finds one cell: a disc of radius 20 at (50, 50) with a nucleus."""
 
@@ -21,14 +35,12 @@ class FixedAnswer:
 
     def segment(self, image):
         labels = np.zeros(image.shape[:2], np.uint8)
-        labels[disc(labels.shape, (50, 50), 20)] = 1
-        labels[disc(labels.shape, (50, 50), 10)] = 2
+        draw_cell(labels, (50, 50), 20)
         return Segmentation(labels)
 
 
 def test_box_iou_precision_and_recall_by_hand(tmp_path):
-    path = tmp_path / "field.png"
-    Image.fromarray(np.full((100, 120, 3), 230, np.uint8)).save(path)
+    path = blank_field(tmp_path)
     boxes = [Box("WBC", 30, 30, 70, 70), Box("WBC", 90, 80, 110, 95), Box("RBC", 0, 0, 10, 10)]
     scores = score_fields([Sample(path, boxes=boxes)], FixedAnswer(), InstanceRules(min_area=10))
     assert (scores.tp, scores.fp, scores.fn) == (1, 0, 1)
@@ -43,14 +55,12 @@ class EdgeAnswer(FixedAnswer):
 
     def segment(self, image):
         labels = super().segment(image).labels
-        labels[disc(labels.shape, (50, 5), 15)] = 1
-        labels[disc(labels.shape, (50, 5), 8)] = 2
+        draw_cell(labels, (50, 5), 15)
         return Segmentation(labels)
 
 
 def test_false_alarms_cut_by_the_edge_are_counted_apart(tmp_path):
-    path = tmp_path / "field.png"
-    Image.fromarray(np.full((100, 120, 3), 230, np.uint8)).save(path)
+    path = blank_field(tmp_path)
     unboxed = score_fields([Sample(path, boxes=[Box("WBC", 30, 30, 70, 70)])], EdgeAnswer(), InstanceRules(min_area=10))
     assert (unboxed.tp, unboxed.fp, unboxed.fp_at_border) == (1, 1, 1)
     assert (unboxed.precision, unboxed.precision_inside) == (0.5, 1.0)
