@@ -152,7 +152,6 @@ def main() -> None:
         results[name] = {}
         if "bccd" in args.sets:
             detection = asdict(score_fields(bccd_fields(args.data / "bccd", "test"), segmenter, rules))
-            detection.pop("fields_with_errors")
             results[name]["bccd_test"] = detection
             print(
                 f"{name}: BCCD test precision {detection['precision']:.4f} recall {detection['recall']:.4f} median box IoU {detection['median_box_iou'] or 0:.3f}"

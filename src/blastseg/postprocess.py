@@ -263,6 +263,11 @@ class InstanceRules(StrictModel):
     max_image_fraction: float = Field(default=0.9, gt=0, le=1)
     red_cell_px: float | None = Field(default=86.0, gt=0, le=10_000, description="red-cell diameter (pixels) at which the pixel sizes hold")
 
+    @property
+    def splits_by_size(self) -> bool:
+        """Whether these rules cut cells by size (:func:`split_by_size`): splitting on, ``size_split`` set."""
+        return self.split and self.size_split is not None
+
     def at_scale(self, red_cell_px: float | None) -> InstanceRules:
         """These rules for an image whose red cells are ``red_cell_px`` across: lengths scaled by
         its size over ``self.red_cell_px``, areas by the square (unchanged when either is unknown).
@@ -345,7 +350,7 @@ def cell_instances(labels: np.ndarray, rules: InstanceRules | None = None, red_c
     instances = filter_areas(instances.astype(np.int32), rules.min_area, max_area)
     if rules.min_nucleus_area or rules.min_nucleus_fraction:
         instances = drop_small_nuclei(instances, labels, rules.min_nucleus_area, rules.min_nucleus_fraction)
-    if rules.split and rules.size_split is not None:
+    if rules.splits_by_size:
         nuclei = labels == NUCLEUS
         instances = split_by_size(instances, nuclei if nuclei.any() and (labels == CYTOPLASM).any() else None, rules.size_split)
     return instances

@@ -65,7 +65,7 @@ def stained_cells(image: np.ndarray, cells: np.ndarray, rules: InstanceRules, re
     white = share_inside >= 0.5
     white[0] = False
     kept = np.where(white[whole], whole, 0)
-    return split_by_size(kept, None, rules.size_split) if rules.split and rules.size_split is not None else kept
+    return split_by_size(kept, None, rules.size_split) if rules.splits_by_size else kept
 
 
 @runtime_checkable
