@@ -169,6 +169,8 @@ def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tm
     header, *rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
     assert header.endswith(",class,probability") and len(rows) == summary["cells"] == 4
     assert summary["counts"] == {"blast": 2, "normal": 2} and summary["blast_percent"] == 50.0
+    assert summary["blast_percent_ci"] == [15.0, 85.0]
+    assert "blasts 50.0% (95% CI 15.0-85.0)" in result.stderr
     assert summary["models"]["classifier"]["classes"] == ["blast", "normal"]
     assert summary["models"]["segmentation"]["threshold"] == 0.5
 
@@ -181,12 +183,23 @@ def test_classified_cells_are_counted_and_drawn_in_their_colours():
     result = analyze_labels("field.png", image, labels, classifier=classifier)
     by_place = {(round(row["y"]), round(row["x"])): row["class"] for row in result.cells}
     assert by_place == {(50, 50): "blast", (50, 150): "normal", (130, 250): "blast", (140, 80): "normal"}
-    assert result.summary() == CellCounts(cells=4, counts={"blast": 2, "normal": 2}, blast_percent=50.0)
+    assert result.summary() == CellCounts(cells=4, counts={"blast": 2, "normal": 2}, blast_percent=50.0, blast_percent_ci=(15.0, 85.0))
     drawn = result.overlay()
     colours = class_colours(classifier.classes)
     for row in result.cells:  # the top-left corner of each box is drawn in its class colour
         assert tuple(drawn[row["bbox_y0"] + 5, row["bbox_x0"]]) == colours[row["class"]]
     assert count_cells([], ["blast", "normal"]).blast_percent is None
+
+
+def test_the_blast_percentage_comes_with_its_wilson_interval():
+    """Worked by hand: with z = 1.96, none of 10 cells gives (0, z^2/n / (1 + z^2/n)) = (0, 27.75 %)."""
+    none_of_ten = count_cells([{"class": "normal"}] * 10, ["blast", "normal"])
+    assert none_of_ten.blast_percent == 0.0 and none_of_ten.blast_percent_ci == (0.0, 27.75)
+    assert count_cells([{"class": "blast"}] * 10, ["blast", "normal"]).blast_percent_ci == (72.25, 100.0)
+    many = count_cells([{"class": "blast"}] * 100 + [{"class": "normal"}] * 300, ["blast", "normal"])
+    low, high = many.blast_percent_ci
+    assert low < 25.0 < high and high - low < 9  # 400 cells pin 25 % down to about +-4.3 points
+    assert count_cells([{"class": "normal"}], ["normal", "lymphocyte"]).blast_percent_ci is None  # no blast class
 
 
 def test_analyze_runs_the_bundled_models_on_the_bundled_field():

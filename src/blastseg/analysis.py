@@ -31,19 +31,21 @@ if TYPE_CHECKING:
 @dataclass
 class CellCounts:
     """``cells`` found, ``counts`` per class (every class listed, zeros included; ``None`` without
-    a classifier) and ``blast_percent`` (blasts among all cells; ``None`` when nothing says which
-    cells are blasts or no cell was found)."""
+    a classifier), ``blast_percent`` (blasts among all cells; ``None`` when nothing says which
+    cells are blasts or no cell was found) and its 95 % Wilson score interval ``blast_percent_ci``
+    (how far the true share may lie from a count of this many cells)."""
 
     cells: int
     counts: dict[str, int] | None = None
     blast_percent: float | None = None
+    blast_percent_ci: tuple[float, float] | None = None
 
 
 def count_cells(cells: Sequence[dict], classes: Sequence[str] | None) -> CellCounts:
     """Count ``cells`` (cells-table rows, with ``class`` when classified) per class.
 
     >>> count_cells([{"class": "blast"}, {"class": "normal"}, {"class": "normal"}, {"class": "normal"}], ["blast", "normal"])
-    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0)
+    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0, blast_percent_ci=(4.56, 69.94))
     """
     if classes is None:
         return CellCounts(len(cells))
@@ -56,7 +58,7 @@ def total_counts(parts: Iterable[dict], classes: Sequence[str] | None) -> CellCo
     (what ``summary.json`` keeps per image).
 
     >>> total_counts([{"cells": 1, "counts": {"blast": 1, "normal": 0}}, {"cells": 3, "counts": {"blast": 0, "normal": 3}}], ["blast", "normal"])
-    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0)
+    CellCounts(cells=4, counts={'blast': 1, 'normal': 3}, blast_percent=25.0, blast_percent_ci=(4.56, 69.94))
     """
     parts = list(parts)
     cells = sum(part["cells"] for part in parts)
@@ -66,8 +68,12 @@ def total_counts(parts: Iterable[dict], classes: Sequence[str] | None) -> CellCo
 
 
 def _with_blast_percent(cells: int, counts: dict[str, int]) -> CellCounts:
-    blasts = round(100 * counts[BLAST] / cells, 2) if BLAST in counts and cells else None
-    return CellCounts(cells, counts, blasts)
+    if BLAST not in counts or not cells:
+        return CellCounts(cells, counts)
+    from scipy.stats import binomtest  # imported here: scipy.stats takes a while to import
+
+    interval = binomtest(counts[BLAST], cells).proportion_ci(confidence_level=0.95, method="wilson")
+    return CellCounts(cells, counts, round(100 * counts[BLAST] / cells, 2), (round(100 * float(interval.low), 2), round(100 * float(interval.high), 2)))
 
 
 @dataclass

@@ -259,7 +259,7 @@ def predict(
         result = predict_files(images, out, options, OutputRules(overwrite, resume, fail_fast), on_done)
     summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
-    blasts = f"; blasts {summary['blast_percent']}%" if summary["blast_percent"] is not None else ""
+    blasts = f"; blasts {summary['blast_percent']}% (95% CI {'-'.join(map(str, summary['blast_percent_ci']))})" if summary["blast_percent"] is not None else ""
     console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}")
     report_batch(result, out, "cells.csv and summary.json")
 
