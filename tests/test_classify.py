@@ -1,6 +1,8 @@
 """Cell classifiers: safe storage, label sources (ALL-IDB2 names, ALL-IDB1 .xyc), training and
 cross-validation through the library and the CLI, and classified predictions."""
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -10,15 +12,17 @@ import torch
 from sklearn.ensemble import RandomForestClassifier
 
 from blastseg.analysis import CellCounts, analyze, analyze_labels, count_cells
+from blastseg.annotations import read_xyc
+from blastseg.batch import BlastReport, segment_files
 from blastseg.cells import FEATURES
 from blastseg.classify.model import CellClassifier, ClassifierCard
 from blastseg.config import load_config
 from blastseg.datasets.layouts import scan_dataset
-from blastseg.errors import BlastsegError
+from blastseg.errors import BlastsegError, ConfigError
 from blastseg.io import write_png
 from blastseg.postprocess import InstanceRules
 from blastseg.render import class_colours
-from blastseg.segment import Segmentation
+from blastseg.segment import Segmentation, create_segmenter
 from blastseg.training.classifier import train_classifier
 from blastseg.training.classifier_recipe import ClassifyConfig
 from blastseg.training.cnn import CnnTraining, fit_network
@@ -163,14 +167,20 @@ def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tm
 
     image = tmp_path / "field.png"
     write_png(image, synthetic_field((200, 300), FIELD_CELLS)[0])
-    result = run("predict", str(image), "--classifier", str(tmp_path / "run"), "--out", str(tmp_path / "out"))
+    result = run("predict", str(image), "--classifier", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--xyc", "--blast-alert", "50")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     header, *rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
     assert header.endswith(",class,probability") and len(rows) == summary["cells"] == 4
     assert summary["counts"] == {"blast": 2, "normal": 2} and summary["blast_percent"] == 50.0
     assert summary["blast_percent_ci"] == [15.0, 85.0]
-    assert "blasts 50.0% (95% CI 15.0-85.0)" in result.stderr
+    assert summary["per_image"]["field.png"]["blast_alert"] and summary["blast_alert_images"] == ["field.png"]
+    assert "blasts 50.0% (95% CI 15.0-85.0); 1 image(s) at or over 50.0% blasts" in result.stderr
+    # the blast centroids of cells.csv, in ALL-IDB1's format, near the drawn blasts at (x, y) = (50, 50) and (250, 130)
+    blasts = sorted((round(float(r["x"])), round(float(r["y"]))) for r in csv.DictReader(io.StringIO("\n".join([header, *rows]))) if r["class"] == "blast")
+    xyc = read_xyc(tmp_path / "out" / "field.xyc")
+    assert sorted(map(tuple, xyc.astype(int).tolist())) == blasts
+    assert np.abs(xyc[np.argsort(xyc[:, 0])] - [(50, 50), (250, 130)]).max() < 15
     assert summary["models"]["classifier"]["classes"] == ["blast", "normal"]
     assert summary["models"]["segmentation"]["threshold"] == 0.5
 
@@ -189,6 +199,18 @@ def test_classified_cells_are_counted_and_drawn_in_their_colours():
     for row in result.cells:  # the top-left corner of each box is drawn in its class colour
         assert tuple(drawn[row["bbox_y0"] + 5, row["bbox_x0"]]) == colours[row["class"]]
     assert count_cells([], ["blast", "normal"]).blast_percent is None
+
+
+def test_blast_reports_need_a_classifier_that_knows_blasts(tmp_path):
+    image = tmp_path / "field.png"
+    write_png(image, synthetic_field((200, 300), FIELD_CELLS)[0])
+    otsu = create_segmenter("otsu", target="cell")
+    with pytest.raises(ConfigError, match="--xyc and --blast-alert need a classifier with a 'blast' class; none was given"):
+        segment_files([image], otsu, tmp_path / "out", report=BlastReport(xyc=True, alert_percent=10))
+    normal_types = CellClassifier(ClassifierCard(kind="random_forest", classes=["lymphocyte", "neutrophil"], features=["nc_ratio"]))
+    with pytest.raises(ConfigError, match="--xyc need.* its classes are lymphocyte, neutrophil"):
+        segment_files([image], otsu, tmp_path / "out", classifier=normal_types, report=BlastReport(xyc=True))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_the_blast_percentage_comes_with_its_wilson_interval():

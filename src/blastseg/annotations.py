@@ -1,4 +1,4 @@
-"""Annotation files: ALL-IDB1 ``.xyc`` blast centroids and Pascal VOC boxes (BCCD).
+"""Annotation files: ALL-IDB1 ``.xyc`` blast centroids (read and written) and Pascal VOC boxes (BCCD).
 
 A missing or malformed file is an :class:`~blastseg.errors.AnnotationError` naming the file and line.
 """
@@ -32,6 +32,15 @@ def read_xyc(path: str | os.PathLike) -> np.ndarray:
         except ValueError:
             raise AnnotationError(f"{path}:{number}: expected two numbers, got {line.strip()!r}") from None
     return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def xyc_text(centroids: np.ndarray) -> str:
+    r"""ALL-IDB1 ``.xyc`` text of (N, 2) ``x y`` centroids, rounded to whole pixels as the dataset has them.
+
+    >>> xyc_text(np.array([[10.4, 20.6], [3.0, 4.0]]))
+    '10 21\n3 4\n'
+    """
+    return "".join(f"{round(x)} {round(y)}\n" for x, y in np.asarray(centroids, np.float64).reshape(-1, 2))
 
 
 @dataclass(frozen=True)

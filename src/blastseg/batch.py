@@ -1,9 +1,10 @@
 """The batch runner: image files in, the output files of the design notes out.
 
 For each ``NAME.ext``: ``NAME_mask.png``, ``NAME_overlay.png``, ``NAME_instances.tif`` (when cells
-were found); for the whole batch one ``cells.csv`` and ``summary.json`` (cell counts per class and
-image, blast percentage, the images that ``failed`` and why, and ``models``: what segmented and
-classified, with its thresholds). ``segment_with_recipe`` (classical methods) and
+were found) and, when asked (:class:`BlastReport`), ``NAME.xyc`` with the blast centroids; for the
+whole batch one ``cells.csv`` and ``summary.json`` (cell counts per class and image, blast
+percentage and its interval, the images flagged for blasts, the images that ``failed`` and why,
+and ``models``: what segmented and classified, with its thresholds). ``segment_with_recipe`` (classical methods) and
 ``predict_files`` (trained networks) are what the ``segment`` and ``predict`` commands call;
 ``segment_files`` runs any segmenter.
 
@@ -25,13 +26,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from blastseg.analysis import CellCounts, analyze_labels, total_counts
+from blastseg.analysis import Analysis, CellCounts, analyze_labels, total_counts
+from blastseg.annotations import xyc_text
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
 from blastseg.config import StrictModel, load_config, validate
-from blastseg.errors import ImageReadError, OutputExistsError, describe_error
+from blastseg.errors import ConfigError, ImageReadError, OutputExistsError, describe_error
 from blastseg.folders import prepare_folder, refuse_existing
-from blastseg.io import MAX_PIXELS, append_csv, read_image, write_csv, write_json, write_png, write_tiff
+from blastseg.io import MAX_PIXELS, append_csv, read_image, write_bytes, write_csv, write_json, write_png, write_tiff
+from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
@@ -66,13 +69,37 @@ class BatchResult:
         return self.summary.get("failed", [])
 
 
-def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
+@dataclass
+class BlastReport:
+    """What a batch adds when its classifier knows blasts: ``NAME.xyc`` files of the blast
+    centroids in ALL-IDB1's format (``xyc``), and a flag on each image whose blast percentage
+    reaches ``alert_percent``."""
+
+    xyc: bool = False
+    alert_percent: float | None = None
+
+    def check(self, classes: Sequence[str] | None) -> None:
+        """Refuse the report when no classifier says which cells are blasts."""
+        asked = [flag for flag, on in (("--xyc", self.xyc), ("--blast-alert", self.alert_percent is not None)) if on]
+        if asked and BLAST not in (classes or []):
+            have = f"its classes are {', '.join(classes)}" if classes else "none was given"
+            raise ConfigError(f"{' and '.join(asked)} need a classifier with a '{BLAST}' class; {have}")
+
+    def flagged(self, counts: CellCounts) -> bool | None:
+        """Whether an image's blasts reach the alert (``None`` without an alert or a percentage)."""
+        if self.alert_percent is None or counts.blast_percent is None:
+            return None
+        return counts.blast_percent >= self.alert_percent
+
+
+def output_paths(image: Path, out_dir: Path, xyc: bool = False) -> dict[str, Path]:
     stem = image.stem
-    return {
+    paths = {
         "mask": out_dir / f"{stem}_mask.png",
         "overlay": out_dir / f"{stem}_overlay.png",
         "instances": out_dir / f"{stem}_instances.tif",
     }
+    return {**paths, "xyc": out_dir / f"{stem}.xyc"} if xyc else paths
 
 
 @dataclass
@@ -99,14 +126,18 @@ def check_inputs(images: Sequence[Path], out_dir: Path) -> None:
         stems[path.stem] = path
 
 
-def write_image_outputs(paths: dict[str, Path], labels: np.ndarray, target: str, overlay: np.ndarray, instances: np.ndarray) -> dict[str, Path]:
-    """The mask, the overlay, and the instance TIFF when there are cells; returns what was written."""
-    write_png(paths["mask"], mask_image(labels, target))
-    write_png(paths["overlay"], overlay)
-    if instances.max() == 0:
+def write_image_outputs(paths: dict[str, Path], analysis: Analysis, target: str) -> dict[str, Path]:
+    """The mask, the overlay, the instance TIFF when there are cells, and the blast centroids when
+    ``paths`` names an ``xyc`` file (empty without blasts); returns what was written."""
+    write_png(paths["mask"], mask_image(analysis.labels, target))
+    write_png(paths["overlay"], analysis.overlay())
+    if "xyc" in paths:
+        blasts = [(cell["x"], cell["y"]) for cell in analysis.cells if cell.get("class") == BLAST]
+        write_bytes(paths["xyc"], xyc_text(np.array(blasts)).encode())
+    if analysis.instances.max() == 0:
         paths["instances"].unlink(missing_ok=True)  # an earlier run's, for an image that now has no cell
         return {k: v for k, v in paths.items() if k != "instances"}
-    write_tiff(paths["instances"], instances.astype(np.uint16))
+    write_tiff(paths["instances"], analysis.instances.astype(np.uint16))
     return paths
 
 
@@ -141,10 +172,12 @@ class BatchLedger:
     def done(self, name: str) -> bool:
         return name in self.per_image
 
-    def add(self, name: str, rows: list[dict], counts: CellCounts, scale: Scale, rescale: dict | None = None) -> None:
-        """Record one finished image: its rows, counts, scale and how the network rescaled it (if it did)."""
+    def add(self, name: str, rows: list[dict], counts: CellCounts, scale: Scale, rescale: dict | None = None, blast_alert: bool | None = None) -> None:
+        """Record one finished image: its rows, counts, scale, how the network rescaled it (if it
+        did) and whether its blasts reach the alert (if one was set)."""
         append_csv(self.cells_csv, rows, self.columns)
-        self.per_image[name] = {**asdict(counts), "scale": scale.as_dict(), **({"network_rescale": rescale} if rescale else {})}
+        extras = {"network_rescale": rescale, "blast_alert": blast_alert}
+        self.per_image[name] = {**asdict(counts), "scale": scale.as_dict(), **{k: v for k, v in extras.items() if v is not None}}
         self.save()
 
     def fail(self, name: str, reason: str) -> None:
@@ -153,7 +186,8 @@ class BatchLedger:
 
     def summary(self) -> dict[str, Any]:
         counts = total_counts(self.per_image.values(), self.classes)
-        return {"images": len(self.per_image), **asdict(counts), "per_image": self.per_image, "failed": self.failed, **self.header}
+        alerts = {"blast_alert_images": [name for name, part in self.per_image.items() if part.get("blast_alert")]} if "blast_alert" in self.header else {}
+        return {"images": len(self.per_image), **asdict(counts), **alerts, "per_image": self.per_image, "failed": self.failed, **self.header}
 
     def save(self) -> None:
         write_json(self.out_dir / SUMMARY_JSON, self.summary())
@@ -211,6 +245,7 @@ def segment_files(
     provenance: dict[str, Any] | None = None,
     max_pixels: int = MAX_PIXELS,
     scale: Scale | None = None,
+    report: BlastReport | None = None,
 ) -> BatchResult:
     """Segment each image file and write its outputs into ``out_dir`` (module docstring).
 
@@ -224,20 +259,24 @@ def segment_files(
     ``provenance`` describes the segmenter in ``summary.json``. Each image's scale (red-cell
     diameter in pixels, pixel size in micrometres, and its source) is ``scale`` when given, else
     estimated from its red cells (:mod:`blastseg.scale`); ``summary.json`` records it per image and
-    ``cells.csv`` gives sizes in micrometres wherever it is known.
+    ``cells.csv`` gives sizes in micrometres wherever it is known. ``report`` asks for the blast
+    centroid files and the blast alert (:class:`BlastReport`).
     """
     out_dir, images, output = Path(out_dir), [Path(p) for p in images], output or OutputRules()
-    preprocess, rules = preprocess or Pipeline(), rules or InstanceRules()
+    preprocess, rules, report = preprocess or Pipeline(), rules or InstanceRules(), report or BlastReport()
     check_inputs(images, out_dir)
+    report.check(classifier.classes if classifier else None)
     prepare_folder(out_dir)
     if not output.resume:
         shared = [out_dir / CELLS_CSV, out_dir / SUMMARY_JSON]
-        refuse_existing([*shared, *(p for image in images for p in output_paths(image, out_dir).values())], output.overwrite)
+        refuse_existing([*shared, *(p for image in images for p in output_paths(image, out_dir, report.xyc).values())], output.overwrite)
     models = {"segmentation": provenance or {}}
     if classifier is not None:
         models["classifier"] = classifier.provenance()
     columns = [*COLUMNS, *CLASS_COLUMNS] if classifier else COLUMNS
     header = {"models": models, "instances": rules.model_dump(), "scale": scale.as_dict() if scale else "estimated from red cells"}
+    if report.alert_percent is not None:
+        header["blast_alert"] = {"percent": report.alert_percent}
     ledger = BatchLedger(out_dir, columns, header, classifier.classes if classifier else None)
     ledger.start(output)
     result = BatchResult(out_dir)
@@ -249,8 +288,9 @@ def segment_files(
                 try:
                     image_scale = scale or answer.scale_of(image)
                     analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules, image_scale)
-                    paths = write_image_outputs(output_paths(path, out_dir), answer.labels, segmenter.target, analysis.overlay(), analysis.instances)
-                    ledger.add(path.name, analysis.cells, analysis.summary(), image_scale, answer.info.get("rescale"))
+                    paths = write_image_outputs(output_paths(path, out_dir, report.xyc), analysis, segmenter.target)
+                    counts = analysis.summary()
+                    ledger.add(path.name, analysis.cells, counts, image_scale, answer.info.get("rescale"), report.flagged(counts))
                     result.written.append(paths)
                 except Exception as error:  # this image failed: say why and go on with the others
                     reason = describe_error(error)
@@ -316,6 +356,11 @@ class PredictOptions(ScaleOptions):
     batch_size: int = Field(default=4, ge=1, le=256)
     instances: InstanceRules = Field(default_factory=InstanceRules)
     max_pixels: int = Field(default=MAX_PIXELS, ge=1, description="larger images are refused before they are decoded")
+    xyc: bool = Field(default=False, description="write NAME.xyc with the blast centroids (ALL-IDB1's format)")
+    blast_alert: float | None = Field(default=None, ge=0, le=100, description="flag each image whose blast percentage reaches this")
+
+    def report(self) -> BlastReport:
+        return BlastReport(self.xyc, self.blast_alert)
 
 
 def instance_rules(path: str | Path | None = None, **overrides: Any) -> InstanceRules:
@@ -360,4 +405,5 @@ def predict_files(
         provenance=segmenter.provenance(),
         max_pixels=options.max_pixels,
         scale=options.scale(),
+        report=options.report(),
     )

@@ -224,6 +224,16 @@ def predict(
         Optional[float],
         typer.Option(help="Cells whose nucleus is under this fraction of the image's largest are dropped (default 0.2).", rich_help_panel=OUTPUT),
     ] = None,
+    xyc: Annotated[
+        bool,
+        typer.Option(
+            "--xyc", help="Write NAME.xyc with the blast centroids, as ALL-IDB1 has them (needs a classifier with a 'blast' class).", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    blast_alert: Annotated[
+        Optional[float],
+        typer.Option("--blast-alert", metavar="PERCENT", help="Flag each image whose blast percentage reaches PERCENT (summary.json).", rich_help_panel=OUTPUT),
+    ] = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     fail_fast: FailFastOpt = False,
@@ -251,6 +261,8 @@ def predict(
         "instances": rules,
         "cell_diameter": cell_diameter,
         "pixel_size": pixel_size,
+        "xyc": xyc,
+        "blast_alert": blast_alert,
         **({"max_pixels": max_pixels} if max_pixels is not None else {}),
     }
     options = validate(PredictOptions, flags, "command line")
@@ -260,7 +272,8 @@ def predict(
     summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
     blasts = f"; blasts {summary['blast_percent']}% (95% CI {'-'.join(map(str, summary['blast_percent_ci']))})" if summary["blast_percent"] is not None else ""
-    console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}")
+    alerts = f"; {len(summary['blast_alert_images'])} image(s) at or over {blast_alert}% blasts" if "blast_alert_images" in summary else ""
+    console.print(f"{summary['cells']} cells{f' ({counts})' if counts else ''}{blasts}{alerts}")
     report_batch(result, out, "cells.csv and summary.json")
 
 
