@@ -150,6 +150,13 @@ def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, m
     with pytest.raises(BlastsegError, match="already holds a run"):
         train_classifier(config, tmp_path / "run")
 
+    # blasts differ from normal cells by their nucleus's share, not by the cells' roundness
+    two = config.model_copy(update={"features": ["eccentricity", "nc_ratio"]})
+    importance = train_classifier(two, tmp_path / "two").feature_importance
+    assert list(importance) == ["nc_ratio", "eccentricity"]  # the most important first
+    assert importance["nc_ratio"]["mean"] > 0.3 and abs(importance["eccentricity"]["mean"]) < 0.05
+    assert json.loads((tmp_path / "two" / "cv.json").read_text())["feature_importance"] == importance
+
 
 @pytest.mark.slow
 def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tmp_path):

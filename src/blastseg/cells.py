@@ -7,7 +7,9 @@ bbox_y0`` (inclusive) ``bbox_x1, bbox_y1`` (exclusive), ``area, perimeter, circu
 it: lobes of a neutrophil), ``touches_border``, the cell's mean ``r, g, b`` and ``h, s, v`` (HSV,
 OpenCV ranges: h 0-179), and GLCM texture of its grey levels (scikit-image; 32 levels, distance 1,
 mean over 4 directions, pixels outside the cell excluded): ``glcm_contrast, glcm_dissimilarity,
-glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``; then, when the image's scale is known
+glcm_homogeneity, glcm_energy, glcm_correlation, glcm_asm``; the scale-free nucleus and cytoplasm
+descriptors of :mod:`blastseg.features` (nucleus texture, contour, chromatin, nucleoli-like spots,
+cytoplasm ring and colour); then, when the image's scale is known
 (:mod:`blastseg.scale`), ``pixel_size_um`` and the sizes in physical units: ``diameter_um``
 (of the disc of the same area), ``area_um2, perimeter_um, nucleus_area_um2`` (empty otherwise).
 
@@ -24,6 +26,7 @@ import numpy as np
 from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
+from blastseg.features import FEATURE_COLUMNS, cell_features
 from blastseg.labels import NUCLEUS
 from blastseg.postprocess import count_parts
 from blastseg.preprocess import Resize, to_grey, to_hsv
@@ -56,6 +59,7 @@ COLUMNS = (
     "s",
     "v",
     *(f"glcm_{p.lower()}" for p in GLCM_PROPERTIES),
+    *FEATURE_COLUMNS,
     *UNIT_COLUMNS,
 )
 # the columns that describe the cell itself (not where it is or which image it is in, nor the
@@ -148,6 +152,7 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
                 **dict(zip("rgb", map(float, rgb))),
                 **dict(zip("hsv", map(float, hsv_mean))),
                 **glcm_features(grey[y0:y1, x0:x1], inside),
+                **cell_features(grey[y0:y1, x0:x1], hsv[y0:y1, x0:x1], inside, cell_nucleus),
                 **physical_sizes(area, perimeter, nucleus_area, pixel_size_um),
             }
         )

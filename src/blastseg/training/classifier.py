@@ -2,7 +2,10 @@
 
 - ``classifier.safetensors`` + ``classifier.json``: fitted on every labelled cell, its card
   holding the cross-validated scores;
-- ``cv.json``: macro F1, accuracy, per-class precision/recall/F1 and the majority-class baseline;
+- ``cv.json``: macro F1, accuracy, per-class precision/recall/F1, the majority-class baseline and,
+  for a forest, each feature's permutation importance (the drop in held-out macro F1 when the
+  feature's values are shuffled, 5 shuffles per fold; mean and spread over folds and shuffles,
+  most important first);
 - ``predictions.csv``: each cell's out-of-fold prediction and class probabilities;
 - ``confusion.csv`` and ``confusion.png`` (out of fold); ``cells.csv``: the labelled cells table;
 - ``unmatched_centroids.csv`` and ``skipped.csv`` when some listed blasts or images found no cell.
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.inspection import permutation_importance
 from sklearn.model_selection import StratifiedGroupKFold
 
 from blastseg.cells import COLUMNS
@@ -72,13 +77,21 @@ class Learner:
         self.features = feature_matrix(cells.rows, config.features)
         self.device = resolve_device(config.device)
 
-    def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
+    def card(self) -> ClassifierCard:
         config = self.config
-        card = ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
+        return ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
+
+    def fit_forest(self, indices: np.ndarray, targets: np.ndarray) -> RandomForestClassifier:
+        return fit_forest(self.features[indices], targets[indices], self.config.random_forest, self.config.seed)
+
+    def forest_classifier(self, forest: RandomForestClassifier) -> CellClassifier:
+        card = self.card().model_copy(update={"features": list(self.config.features)})
+        return CellClassifier(card, forest=forest_arrays(forest, len(self.classes)))
+
+    def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
+        config, card = self.config, self.card()
         if config.model == "random_forest":
-            forest = fit_forest(self.features[indices], targets[indices], config.random_forest, config.seed)
-            arrays = forest_arrays(forest, len(self.classes))
-            return CellClassifier(card.model_copy(update={"features": list(config.features)}), forest=arrays)
+            return self.forest_classifier(self.fit_forest(indices, targets))
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
         spec = config.cnn.spec().model_copy(update={"weights_path": None})
@@ -88,17 +101,43 @@ class Learner:
         return classifier.proba_of([self.cells.rows[i] for i in indices], [self.cells.crops[i] for i in indices])
 
 
-def cross_validated_proba(learner: Learner, targets: np.ndarray, groups: list[str], folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold class probabilities and each cell's fold; one image's cells stay in one fold."""
+@dataclass
+class OutOfFold:
+    """Cross-validation's answers: each cell's out-of-fold class probabilities and fold, and for a
+    forest the permutation importances (features x shuffles of every fold)."""
+
+    proba: np.ndarray
+    fold_of: np.ndarray
+    importances: np.ndarray | None = None
+
+    def feature_importance(self, features: list[str]) -> dict[str, dict[str, float]] | None:
+        """Mean and standard deviation of each feature's importance, the most important first."""
+        if self.importances is None:
+            return None
+        order = np.argsort(-self.importances.mean(axis=1), kind="stable")
+        return {features[i]: {"mean": round(float(self.importances[i].mean()), 4), "std": round(float(self.importances[i].std()), 4)} for i in order}
+
+
+def cross_validated_proba(learner: Learner, targets: np.ndarray, groups: list[str], folds: int, seed: int) -> OutOfFold:
+    """Out-of-fold class probabilities and each cell's fold (one image's cells stay in one fold);
+    for a forest, each feature's permutation importance on each held-out fold."""
     if len(set(groups)) < folds:
         raise DatasetError(f"{folds}-fold cross-validation keeps each image in one fold, but the cells come from {len(set(groups))} image(s); lower 'folds'")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    proba = np.zeros((len(targets), len(learner.classes)))
-    fold_of = np.zeros(len(targets), np.int64)
+    result = OutOfFold(np.zeros((len(targets), len(learner.classes))), np.zeros(len(targets), np.int64))
+    importances = []
     for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(targets)), targets, groups)):
-        proba[test_idx] = learner.proba(learner.fit(train_idx, targets), test_idx)
-        fold_of[test_idx] = fold
-    return proba, fold_of
+        if learner.config.model == "random_forest":
+            forest = learner.fit_forest(train_idx, targets)
+            classifier = learner.forest_classifier(forest)
+            shuffled = permutation_importance(forest, learner.features[test_idx], targets[test_idx], scoring="f1_macro", n_repeats=5, random_state=seed)
+            importances.append(shuffled.importances)
+        else:
+            classifier = learner.fit(train_idx, targets)
+        result.proba[test_idx] = learner.proba(classifier, test_idx)
+        result.fold_of[test_idx] = fold
+    result.importances = np.concatenate(importances, axis=1) if importances else None
+    return result
 
 
 def split_rare_classes(labels: list[str], folds: int) -> tuple[list[str], dict[str, int]]:
@@ -139,6 +178,7 @@ class ClassifierScores:
     unmatched_centroids: int
     skipped_images: int
     warnings: list[str]
+    feature_importance: dict[str, dict[str, float]] | None = None
 
 
 def single_image_classes(labels: list[str], groups: list[str]) -> list[str]:
@@ -199,7 +239,8 @@ def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: boo
     targets = np.array([classes.index(label) for label in cells.labels()])
     learner = Learner(config, cells, classes)
     groups = [row["image"] for row in cells.rows]
-    proba, fold_of = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
+    out_of_fold = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
+    proba, fold_of = out_of_fold.proba, out_of_fold.fold_of
     scores = ClassifierScores(
         model=config.model,
         folds=config.folds,
@@ -211,6 +252,7 @@ def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: boo
         unmatched_centroids=len(cells.unmatched),
         skipped_images=len(cells.skipped),
         warnings=single_image_classes(cells.labels(), groups),
+        feature_importance=out_of_fold.feature_importance(list(config.features)),
     )
     write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)
