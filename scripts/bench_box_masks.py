@@ -3,7 +3,10 @@
 Each hand-checked cell (``tests/data/handchecked``: 329 cells of 30 all_blasts fields, 30 PBC
 cells) gets a box as an annotator would draw it: its bounding box, widened by ``--slack`` of its
 size on every side. The cell grown in that box is scored against the hand-checked cell (Dice).
-Writes ``results/bench_box_masks.json``::
+On BCCD, which has boxes and no masks, every ``--bccd-step``-th ``trainval`` field's cells are
+grown in their own ``WBC`` boxes, and each grown cell's bounding box is compared with its box
+(IoU): a cell that stops at its nucleus fills much less of its box than one that reaches the
+cell's edge. Writes ``results/bench_box_masks.json``::
 
     python3 scripts/bench_box_masks.py
 """
@@ -18,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from blastseg.annotations import Box
-from blastseg.datasets.box_masks import cell_from_box
+from blastseg.datasets.box_masks import WHITE_CELL_LABEL, cell_from_box
+from blastseg.datasets.layouts import bccd_fields
+from blastseg.evaluation.detection import box_iou
 from blastseg.io import read_image, read_mask, write_json
 from blastseg.metrics import dice
 
@@ -43,10 +48,23 @@ def scores(data: Path, subset: str, slack: float) -> list[float]:
     return values
 
 
+def bccd_box_ious(data: Path, step: int) -> list[float]:
+    values = []
+    for sample in bccd_fields(data / "bccd", "trainval")[::step]:
+        image = read_image(sample.image)
+        for box in sample.boxes or []:
+            cell = cell_from_box(image, box) if box.label == WHITE_CELL_LABEL else None
+            if cell is not None and cell.any():
+                rows, cols = np.nonzero(cell)
+                values.append(box_iou((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1), box.corners))
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--slack", type=float, default=0.05, help="box margin on each side, as a share of the cell's size")
+    parser.add_argument("--bccd-step", type=int, default=6, help="grow the cells of every this-many-th BCCD trainval field")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_box_masks.json")
     args = parser.parse_args()
     results = {"date": str(date.today()), "machine": platform.platform(), "slack": args.slack}
@@ -60,6 +78,10 @@ def main() -> None:
             "share_over_0.8": round(float((values > 0.8).mean()), 4),
         }
         print(subset, results[subset])
+    ious = np.array(bccd_box_ious(args.data, args.bccd_step))
+    quartiles = np.percentile(ious, [25, 50, 75]).round(4).tolist()
+    results["bccd"] = {"cells": len(ious), "box_iou_quartiles": quartiles}
+    print("bccd", results["bccd"])
     write_json(args.out, results)
 
 

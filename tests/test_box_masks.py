@@ -7,15 +7,20 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from pydantic import ValidationError
 
 from blastseg.annotations import Box
 from blastseg.config import load_config
 from blastseg.datasets.box_masks import cell_from_box, masks_from_boxes, nucleus_in
 from blastseg.errors import DatasetError
+from blastseg.labels import BACKGROUND, UNSURE
 from blastseg.metrics import dice
+from blastseg.preprocess import Normalize, Pipeline
+from blastseg.segment.heads import UNKNOWN
+from blastseg.training.dataset import SegmentationDataset
 from blastseg.training.recipe import TrainConfig
 from blastseg.training.segmentation import annotated_samples, train, train_only_samples, with_train_only
-from tests.synthetic import synthetic_field
+from tests.synthetic import BACKGROUND_RGB, disc, synthetic_field
 from tests.test_train import recipe
 
 CELLS = [((40, 50), 22, 11), ((80, 140), 16, 8)]  # (centre row, col), cell and nucleus radius
@@ -59,6 +64,60 @@ def test_degenerate_boxes_and_flat_cells_give_nothing():
     assert not cell_from_box(image, Box("WBC", 500, 500, 600, 600)).any()  # outside the image
     flat = np.full((40, 40, 3), 200, np.uint8)
     assert not nucleus_in(flat, np.ones((40, 40), bool)).any()
+
+
+def pale_neutrophil(shape=(120, 120), centre=(60, 60), radius=30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dark nucleus in a cytoplasm nearly as pale as the background, red cells above and below:
+    (image, cell, nucleus)."""
+    image = np.empty((*shape, 3), np.float64)
+    image[:] = BACKGROUND_RGB
+    for row in (10, 110):
+        for col in (15, 60, 105):
+            image[disc(shape, (row, col), 14)] = (215, 170, 175)
+    cell, nucleus = disc(shape, centre, radius), disc(shape, centre, radius // 2)
+    image[cell] = (225, 205, 205)
+    image[nucleus] = (90, 50, 150)
+    image += np.random.default_rng(0).normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), cell, nucleus
+
+
+def test_a_pale_cytoplasm_is_left_unsure_instead_of_taught_as_background():
+    image, cell, nucleus = pale_neutrophil()
+    box = Box("WBC", 28, 28, 93, 93)
+    grown = masks_from_boxes(image, [box])
+    assert (grown[cell & ~nucleus] == BACKGROUND).mean() > 0.9  # GrabCut stops at the nucleus
+    labels = masks_from_boxes(image, [box], edge_known=False)
+    assert np.isin(labels[nucleus], (1, 2)).all()  # the stained core is surely cell
+    assert not (labels[cell] == BACKGROUND).any()  # the cytoplasm is unknown, never background
+    inside_box = np.zeros(cell.shape, bool)
+    inside_box[28:93, 28:93] = True
+    assert (labels[~inside_box] == BACKGROUND).all()
+    assert (labels[28:34, 28:34] == BACKGROUND).all()  # the box's corners lie outside its ellipse
+    assert (labels[cell & (labels != UNSURE)] > BACKGROUND).all() and (labels == UNSURE).sum() > 0
+
+
+def test_a_box_cut_by_the_image_edge_leaves_its_whole_ellipse_unsure():
+    image, _, _ = pale_neutrophil(centre=(10, 60))
+    labels = masks_from_boxes(image, [Box("WBC", 28, -22, 93, 43)], edge_known=False)
+    assert (labels[0, 40:80] != BACKGROUND).all()  # the ellipse of the whole box reaches the top row
+
+
+def test_unsure_pixels_teach_neither_cell_nor_nucleus(cells_dataset, fields):
+    (sample, *_) = train_only_samples(with_fields(cells_dataset, fields, learn_edge=False), set())
+    labels = sample.load()[1]
+    target = SegmentationDataset([sample], "cell+nucleus", Pipeline(), Normalize())[0][1].numpy()
+    unsure = labels == UNSURE
+    assert unsure.sum() > 100
+    assert (target[:, unsure] == UNKNOWN).all() and not (target[:, ~unsure] == UNKNOWN).any()
+
+
+def test_an_unsure_edge_needs_boxes_and_sigmoid_outputs(cells_dataset, fields):
+    with pytest.raises(ValidationError, match="learn_edge: false .* needs masks_from: boxes, not colour"):
+        with_fields(cells_dataset, fields, masks_from="colour", learn_edge=False)
+    config = with_fields(cells_dataset, fields, learn_edge=False).model_dump(mode="json")
+    config["output"] = "multiclass"
+    with pytest.raises(ValidationError, match="learn_edge: false needs sigmoid outputs"):
+        TrainConfig.model_validate(config)
 
 
 def write_bccd(root: Path, fields: dict[str, list[tuple]], listed: list[str]) -> None:

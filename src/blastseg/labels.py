@@ -1,6 +1,7 @@
 """The shared label-map id scheme and the segmentation targets derived from it.
 
-A label map is ``uint8`` HxW with 0 background, 1 cytoplasm and 2 nucleus. A *target* is what a
+A label map is ``uint8`` HxW with 0 background, 1 cytoplasm and 2 nucleus (a training label map may
+also mark pixels whose class is not known: ``UNSURE``, which the loss ignores). A *target* is what a
 user asks to segment: ``nucleus`` (label 2), ``cell`` (labels 1 or 2: the whole white cell) or
 ``multiclass`` (the label map itself).
 """
@@ -12,6 +13,7 @@ import numpy as np
 from blastseg.errors import UnknownNameError
 
 BACKGROUND, CYTOPLASM, NUCLEUS = 0, 1, 2
+UNSURE = 255  # a pseudo-mask pixel that may be cell or background: training learns nothing there
 TARGETS = ("nucleus", "cell", "multiclass")
 BLAST, NORMAL = "blast", "normal"  # the cell classes of the ALL-IDB data; a classifier with ``blast`` gives a blast percentage
 BINARY_TARGETS = ("nucleus", "cell")

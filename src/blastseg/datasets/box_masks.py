@@ -6,6 +6,12 @@ network what is *not* a white cell (red cells, platelets, background), and GrabC
 the box's centre as certain cell and the outside as certain background, gives an outline that
 follows the cell's edge. These are pseudo-masks: good enough to train on, never to score against.
 
+GrabCut keeps what is stained. A neutrophil's pale, granular cytoplasm looks much like the background
+and the red cells around it, so GrabCut often stops at the nucleus. With ``edge_known=False`` the rest
+of the ellipse inscribed in the box is marked ``UNSURE``: the box then says only that the stained core
+is cell and that everything outside the box is not, and the cell's edge is left to what the network
+learned from drawn masks.
+
 >>> import numpy as np
 >>> from blastseg.annotations import Box
 >>> image = np.full((80, 80, 3), 235, np.uint8)
@@ -15,6 +21,9 @@ follows the cell's edge. These are pseudo-masks: good enough to train on, never 
 >>> labels = masks_from_boxes(image, [Box("WBC", 18, 18, 62, 62)])
 >>> [int((labels == k).sum()) for k in (1, 2)]  # cytoplasm ring and nucleus; drawn: 763 and 254 px
 [760, 245]
+>>> labels = masks_from_boxes(image, [Box("WBC", 18, 18, 62, 62)], edge_known=False)
+>>> int((labels == UNSURE).sum())  # the ellipse in the box (1,595 px as drawn) less the grown cell
+590
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import cv2
 import numpy as np
 
 from blastseg.annotations import Box
-from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
+from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS, UNSURE
 
 WHITE_CELL_LABEL = "WBC"
 CERTAIN_CORE = 0.3  # the ellipse of this share of the box is surely cell
@@ -100,13 +109,17 @@ def nucleus_in(image: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return np.isin(ids, keep)
 
 
-def masks_from_boxes(image: np.ndarray, boxes: Sequence[Box], label: str = WHITE_CELL_LABEL) -> np.ndarray:
+def masks_from_boxes(image: np.ndarray, boxes: Sequence[Box], label: str = WHITE_CELL_LABEL, edge_known: bool = True) -> np.ndarray:
     """A label map (0 background, 1 cytoplasm, 2 nucleus) with a cell grown in every box named
-    ``label``; every other pixel, other boxes' cells included, is background."""
+    ``label``; every other pixel, other boxes' cells included, is background. With ``edge_known``
+    false, the pixels of each box's inscribed ellipse outside the grown cells are ``UNSURE``."""
     labels = np.full(image.shape[:2], BACKGROUND, np.uint8)
-    for box in boxes:
-        if box.label != label:
-            continue
+    cells = [box for box in boxes if box.label == label]
+    if not edge_known:
+        for box in cells:
+            corners = (int(box.xmin), int(box.ymin), int(np.ceil(box.xmax)), int(np.ceil(box.ymax)))  # a cell cut by the edge: its whole ellipse
+            labels[_ellipse(labels.shape, corners, 1.0)] = UNSURE
+    for box in cells:
         cell = cell_from_box(image, box)
         labels[cell] = CYTOPLASM
         labels[nucleus_in(image, cell)] = NUCLEUS

@@ -48,6 +48,7 @@ class Sample:
     group: str = ""
     pseudo_mask: PseudoMask | None = None  # without a mask file, how the label map is made
     nucleus_known: bool = True  # false: the nuclei of its label map are too rough to train on
+    edge_known: bool = True  # false: its box pseudo-cells' edges beyond the stained core are UNSURE
 
     @property
     def name(self) -> str:
@@ -68,7 +69,7 @@ class Sample:
         (``boxes``) or found by colour (``colour``); ``None`` without a ``pseudo_mask`` or when
         the colour rule does not trust the field."""
         if self.pseudo_mask == "boxes":
-            return masks_from_boxes(image, self.boxes or [])
+            return masks_from_boxes(image, self.boxes or [], edge_known=self.edge_known)
         if self.pseudo_mask == "colour":
             return white_cells_by_colour(image)
         return None

@@ -9,6 +9,8 @@
 [[[0.0, 1.0, 1.0]], [[0.0, 0.0, 1.0]]]
 >>> decode_probabilities(encode_target(labels, "cell+nucleus"), "cell+nucleus").tolist()
 [[0, 1, 2]]
+>>> encode_target(np.array([[0, 255, 2]], np.uint8), "cell+nucleus").tolist()  # UNSURE: unknown in every channel
+[[[0.0, -1.0, 1.0]], [[0.0, -1.0, 1.0]]]
 >>> encode_target(labels, "cell+nucleus", nucleus_known=False)[1].tolist()  # inside cells: unknown
 [[0.0, -1.0, -1.0]]
 """
@@ -20,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from blastseg.errors import lookup
-from blastseg.labels import BACKGROUND, CYTOPLASM, NUCLEUS
+from blastseg.labels import CYTOPLASM, NUCLEUS, UNSURE
 
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "nucleus": ("nucleus",),
@@ -53,15 +55,17 @@ def has_nucleus_channel(output: str) -> bool:
 def encode_target(labels: np.ndarray, output: str, nucleus_known: bool = True) -> np.ndarray:
     """Training target of a label map: C x H x W float32 for sigmoid outputs, H x W int64 for
     multiclass. With ``nucleus_known`` false the nucleus channel is :data:`UNKNOWN` inside the
-    cells (their nuclei are too rough to learn from) and 0 outside them (sigmoid outputs only)."""
+    cells (their nuclei are too rough to learn from) and 0 outside them; ``UNSURE`` pixels are
+    :data:`UNKNOWN` in every channel (sigmoid outputs only)."""
+    unsure = labels == UNSURE
     if is_multiclass(output):
-        if not nucleus_known:
-            raise ValueError("a multiclass target cannot leave the nucleus unknown")
+        if not nucleus_known or unsure.any():
+            raise ValueError("a multiclass target cannot leave a pixel unknown")
         return labels.astype(np.int64)
-    cell = labels > BACKGROUND
+    cell = (labels == CYTOPLASM) | (labels == NUCLEUS)
     nucleus = (labels == NUCLEUS).astype(np.float32) if nucleus_known else np.where(cell, UNKNOWN, 0.0)
-    planes = {"cell": cell, "nucleus": nucleus}
-    return np.stack([planes[name] for name in OUTPUTS[output]]).astype(np.float32)
+    planes = {"cell": cell.astype(np.float32), "nucleus": nucleus}
+    return np.stack([np.where(unsure, UNKNOWN, planes[name]) for name in OUTPUTS[output]]).astype(np.float32)
 
 
 def decode_probabilities(probabilities: np.ndarray, output: str, threshold: float = 0.5) -> np.ndarray:

@@ -18,7 +18,7 @@ from blastseg.errors import DatasetError
 from blastseg.preprocess import Pipeline
 from blastseg.runtime import DeviceName
 from blastseg.segment.checkpoint import read_checkpoint
-from blastseg.segment.heads import Output, has_nucleus_channel, output_channels
+from blastseg.segment.heads import Output, has_nucleus_channel, is_multiclass, output_channels
 from blastseg.segment.networks import MODELS, ModelSpec
 from blastseg.training.augment import AugmentConfig
 from blastseg.training.losses import parse_loss
@@ -50,6 +50,19 @@ class TrainOnlySource(StrictModel):
         default=True,
         description="false: inside these images' cells the nucleus output learns nothing (pseudo-nuclei too rough); their cells and background still train",
     )
+    learn_edge: bool = Field(
+        default=True,
+        description=(
+            "false (masks_from: boxes): a box teaches only that its grown cell's stained core is cell and that the outside of the boxes is not;"
+            " the rest of the box's inscribed ellipse learns nothing (GrabCut misses pale cytoplasm)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _edge_left_unknown_needs_boxes(self) -> TrainOnlySource:
+        if not self.learn_edge and self.masks_from != "boxes":
+            raise ValueError(f"learn_edge: false leaves the edges of cells grown in boxes unknown; it needs masks_from: boxes, not {self.masks_from}")
+        return self
 
 
 class DataConfig(StrictModel):
@@ -168,6 +181,12 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"data.train_also's learn_nucleus: false needs an output with a sigmoid nucleus channel (cell+nucleus or nucleus), not {self.output}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _edge_left_unknown_needs_sigmoid_outputs(self) -> TrainConfig:
+        if is_multiclass(self.output) and any(not source.learn_edge for source in self.data.train_also):
+            raise ValueError("data.train_also's learn_edge: false needs sigmoid outputs (cell, nucleus or cell+nucleus), not multiclass")
         return self
 
     @model_validator(mode="after")

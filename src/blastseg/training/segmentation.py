@@ -106,7 +106,7 @@ def train_only_samples(config: TrainConfig, groups: set[str]) -> list[Sample]:
         for sample in found:
             if sample.mask is None and source.masks_from is not None and can_pseudo_mask(sample, source.masks_from):
                 sample.pseudo_mask = source.masks_from
-            sample.nucleus_known = source.learn_nucleus
+            sample.nucleus_known, sample.edge_known = source.learn_nucleus, source.learn_edge
         usable = [s for s in found if s.mask is not None or s.pseudo_mask]
         if not usable:
             need = {None: "a mask", "boxes": "a mask or a white-cell box", "colour": "a mask or white cells the colour rule trusts"}[source.masks_from]
