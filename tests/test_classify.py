@@ -13,7 +13,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from blastseg.analysis import CellCounts, analyze, analyze_labels, count_cells
 from blastseg.annotations import read_xyc
-from blastseg.batch import BlastReport, segment_files
+from blastseg.batch import BlastReport, PredictOptions, predict_files, segment_files
 from blastseg.cells import FEATURES
 from blastseg.classify.model import CellClassifier, ClassifierCard
 from blastseg.config import load_config
@@ -215,8 +215,10 @@ def test_blast_reports_need_a_classifier_that_knows_blasts(tmp_path):
     with pytest.raises(ConfigError, match="--xyc and --blast-alert need a classifier with a 'blast' class; none was given"):
         segment_files([image], otsu, tmp_path / "out", report=BlastReport(xyc=True, alert_percent=10))
     normal_types = CellClassifier(ClassifierCard(kind="random_forest", classes=["lymphocyte", "neutrophil"], features=["nc_ratio"]))
-    with pytest.raises(ConfigError, match="--xyc need.* its classes are lymphocyte, neutrophil"):
+    with pytest.raises(ConfigError, match="--xyc needs a classifier with a 'blast' class; its classes are lymphocyte, neutrophil"):
         segment_files([image], otsu, tmp_path / "out", classifier=normal_types, report=BlastReport(xyc=True))
+    with pytest.raises(ConfigError, match="--blast-alert needs a classifier"):
+        predict_files([image], tmp_path / "out", PredictOptions(blast_alert=5))  # before any model loads
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 

@@ -4,9 +4,9 @@ For each ``NAME.ext``: ``NAME_mask.png``, ``NAME_overlay.png``, ``NAME_instances
 were found) and, when asked (:class:`BlastReport`), ``NAME.xyc`` with the blast centroids; for the
 whole batch one ``cells.csv`` and ``summary.json`` (cell counts per class and image, blast
 percentage and its interval, the images flagged for blasts, the images that ``failed`` and why,
-and ``models``: what segmented and classified, with its thresholds). ``segment_with_recipe`` (classical methods) and
-``predict_files`` (trained networks) are what the ``segment`` and ``predict`` commands call;
-``segment_files`` runs any segmenter.
+and ``models``: what segmented and classified, with its thresholds). ``segment_with_recipe``
+(classical methods) and ``predict_files`` (trained networks) are what the ``segment`` and
+``predict`` commands call; ``segment_files`` runs any segmenter.
 
 A batch keeps what it finished: each image's rows are appended to ``cells.csv`` and
 ``summary.json`` is rewritten (atomically) as soon as the image is done, an image that fails is
@@ -83,7 +83,7 @@ class BlastReport:
         asked = [flag for flag, on in (("--xyc", self.xyc), ("--blast-alert", self.alert_percent is not None)) if on]
         if asked and BLAST not in (classes or []):
             have = f"its classes are {', '.join(classes)}" if classes else "none was given"
-            raise ConfigError(f"{' and '.join(asked)} need a classifier with a '{BLAST}' class; {have}")
+            raise ConfigError(f"{' and '.join(asked)} {'needs' if len(asked) == 1 else 'need'} a classifier with a '{BLAST}' class; {have}")
 
     def flagged(self, counts: CellCounts) -> bool | None:
         """Whether an image's blasts reach the alert (``None`` without an alert or a percentage)."""
@@ -382,8 +382,9 @@ def predict_files(
 
     options, images = options or PredictOptions(), [Path(p) for p in images]
     check_inputs(images, Path(out_dir))  # before the models load
-    prepare_folder(out_dir)
     classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
+    options.report().check(classifier.classes if classifier else None)  # before the output folder is made
+    prepare_folder(out_dir)
     segmenter = load_segmenter(
         options.checkpoint,
         device=options.device,
