@@ -252,6 +252,8 @@ def csv_text(rows: Sequence[dict], columns: Sequence[str], header: bool) -> str:
 
     >>> csv_text([{"image": "=cmd()", "area": 0.5}], ["image", "area"], header=False)
     "'=cmd(),0.5\\n"
+    >>> csv_text([{"image": "-1+1", "area": "-0.5"}], ["image", "area"], header=False)  # a number read back stays one
+    "'-1+1,-0.5\\n"
     """
     buffer = _io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
@@ -265,9 +267,17 @@ def csv_text(rows: Sequence[dict], columns: Sequence[str], header: bool) -> str:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(value):
         return "'" + value  # OWASP's advice against CSV injection
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _json_default(value: Any) -> Any:
