@@ -158,6 +158,23 @@ def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, m
     assert json.loads((tmp_path / "two" / "cv.json").read_text())["feature_importance"] == importance
 
 
+def test_fields_labelled_as_a_whole_give_every_cell_their_label_and_are_scored_per_image(tmp_path, monkeypatch):
+    for i in range(12):  # class folders of fields, as all_blasts has them: the label is the image's
+        diagnosis = "blast" if i % 2 else "benign"
+        cells = FIELD_CELLS if diagnosis == "blast" else [(c, r, NORMAL_NUCLEUS) for c, r, _ in FIELD_CELLS]
+        (tmp_path / "fields" / diagnosis).mkdir(parents=True, exist_ok=True)
+        write_png(tmp_path / "fields" / diagnosis / f"f{i:02d}.png", synthetic_field((200, 300), cells, seed=i)[0])
+    monkeypatch.setattr("blastseg.segment.deep.DeepSegmenter.load", lambda *args, **kwargs: ColourSegmenter())
+    recipe = {"data": {"path": str(tmp_path / "fields"), "label_cells": "every"}, "folds": 3, "random_forest": {"n_estimators": 20}}
+    scores = train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "every")
+    # every cell inherits its field's label, though half the cells of a "blast" field have small nuclei
+    assert scores.counts == {"benign": 24, "blast": 24} and scores.macro_f1 < 0.9
+    assert scores.per_image["images"] == 12 and scores.per_image["accuracy"] == 1.0
+    recipe["data"]["label_cells"] = "centre"
+    centre = train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "centre")
+    assert centre.counts == {"benign": 6, "blast": 6} and centre.per_image is None
+
+
 @pytest.mark.slow
 def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tmp_path):
     write_allidb2(tmp_path / "allidb2")

@@ -2,7 +2,8 @@
 
 - ``classifier.safetensors`` + ``classifier.json``: fitted on every labelled cell, its card
   holding the cross-validated scores;
-- ``cv.json``: macro F1, accuracy, per-class precision/recall/F1, the majority-class baseline and,
+- ``cv.json``: macro F1, accuracy, per-class precision/recall/F1, the same per image when every
+  cell carries its image's label (``per_image``), the majority-class baseline and,
   for a forest, each feature's permutation importance (the drop in held-out macro F1 when the
   feature's values are shuffled, 5 shuffles per fold; mean and spread over folds and shuffles,
   most important first);
@@ -66,6 +67,7 @@ def gather(config: ClassifyConfig, samples: list[Sample], on_done: Callable[[Sam
         data.match_radius,
         use_masks=data.segmentation != "model",
         on_done=on_done,
+        every_cell=data.label_cells == "every",
     )
 
 
@@ -179,6 +181,7 @@ class ClassifierScores:
     skipped_images: int
     warnings: list[str]
     feature_importance: dict[str, dict[str, float]] | None = None
+    per_image: dict[str, Any] | None = None
 
 
 def single_image_classes(labels: list[str], groups: list[str]) -> list[str]:
@@ -198,6 +201,23 @@ def single_image_classes(labels: list[str], groups: list[str]) -> list[str]:
                 "their cross-validated scores test a model that never saw the class; add images of it"
             )
     return warnings
+
+
+def image_scores(proba: np.ndarray, targets: np.ndarray, groups: list[str], classes: list[str]) -> dict[str, Any]:
+    """Scores per image when every cell carries its image's label: an image's class is the one its
+    cells' mean out-of-fold probability favours.
+
+    >>> proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])  # image a: mean (0.65, 0.35)
+    >>> scores = image_scores(proba, np.array([0, 0, 1, 1]), ["a", "a", "b", "b"], ["x", "y"])
+    >>> scores["images"], scores["accuracy"], scores["confusion"]
+    (2, 1.0, [[1, 0], [0, 1]])
+    """
+    names = sorted(set(groups))
+    index = np.array([names.index(g) for g in groups])
+    mean = np.stack([proba[index == i].mean(axis=0) for i in range(len(names))])
+    truth = np.array([targets[index == i][0] for i in range(len(names))])
+    scores = classification_scores(truth, mean.argmax(axis=1), classes)
+    return {"images": len(names), "rule": "the class of the highest mean cell probability", **scores}
 
 
 def write_cv_outputs(
@@ -253,6 +273,7 @@ def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: boo
         skipped_images=len(cells.skipped),
         warnings=single_image_classes(cells.labels(), groups),
         feature_importance=out_of_fold.feature_importance(list(config.features)),
+        per_image=image_scores(proba, targets, groups, classes) if config.data.label_cells == "every" else None,
     )
     write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)

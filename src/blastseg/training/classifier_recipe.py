@@ -31,6 +31,13 @@ class ClassifyData(StrictModel):
     )
     checkpoint: FilePath = Field(default="default", description="segmentation checkpoint for images without masks")
     match_radius: float | None = Field(default=None, gt=0, description=".xyc matching radius in pixels (default: each cell's equivalent radius)")
+    label_cells: Literal["centre", "every"] = Field(
+        default="centre",
+        description=(
+            "centre: an image's label goes to the cell nearest its centre (single-cell crops); every: every cell found inherits it (fields"
+            " labelled by the patient's diagnosis, such as all_blasts: true of most cells, not all), and cv.json scores the images too"
+        ),
+    )
     instances: InstanceRules = Field(default_factory=InstanceRules)
     crop_scale: float | None = Field(
         default=1.25,

@@ -3,6 +3,9 @@
 - single-cell images (Zheng crops with ``labels.csv``, ALL-IDB2 ``ImNNN_L.tif``, class
   sub-folders, any folder with a ``labels.csv``): the image's label goes to the cell nearest the
   image centre;
+- fields labelled as a whole (``every_cell``: all_blasts, whose label is the patient's diagnosis):
+  every cell found inherits the image's label, which is true of most of them, not all
+  (multiple-instance data; cross-validation keeps an image's cells in one fold);
 - fields with ``.xyc`` blast centroids (ALL-IDB1): every cell found is a blast when a listed
   centroid lies within its radius (``match_radius`` pixels, or the cell's own equivalent radius),
   normal otherwise; listed centroids no cell lies near are reported, never silently dropped.
@@ -65,6 +68,7 @@ def collect_cells(
     match_radius: float | None = None,
     use_masks: bool = True,
     on_done: Callable[[Sample], None] | None = None,
+    every_cell: bool = False,
 ) -> LabelledCells:
     """Segment (or read the masks of) every sample and label its cells as the module says.
 
@@ -95,7 +99,8 @@ def collect_cells(
         elif not rows:
             found.skipped.append({"image": sample.image.name, "reason": "no cell found"})
         else:
-            _add(found, nearest_to_centre(rows, image.shape), sample.label, crop_of)
+            for row in rows if every_cell else [nearest_to_centre(rows, image.shape)]:
+                _add(found, row, sample.label, crop_of)
         if on_done:
             on_done(sample)
     if not found.rows:
