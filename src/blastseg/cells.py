@@ -23,16 +23,14 @@ cytoplasm ring and colour); then, when the image's scale is known
 from __future__ import annotations
 
 import numpy as np
-from skimage.feature import graycomatrix, graycoprops
 from skimage.measure import regionprops
 
-from blastseg.features import FEATURE_COLUMNS, cell_features
+from blastseg.features import FEATURE_COLUMNS, LEVELS, cell_features, glcm_table
 from blastseg.labels import NUCLEUS
 from blastseg.postprocess import count_parts
 from blastseg.preprocess import Resize, to_grey, to_hsv
 
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
-GLCM_LEVELS = 32
 UNIT_COLUMNS = ("pixel_size_um", "diameter_um", "area_um2", "perimeter_um", "nucleus_area_um2")
 COLUMNS = (
     "image",
@@ -74,14 +72,9 @@ def glcm_features(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     >>> flat["glcm_contrast"], flat["glcm_homogeneity"], flat["glcm_energy"]
     (0.0, 1.0, 1.0)
     """
-    # levels 1..GLCM_LEVELS-1 inside the mask, 0 outside; pairs with a 0 are then dropped
-    quantised = np.where(mask, 1 + (grey.astype(np.int32) * (GLCM_LEVELS - 1)) // 256, 0).astype(np.uint8)
-    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-    matrix = graycomatrix(quantised, [1], angles, levels=GLCM_LEVELS, symmetric=True)[1:, 1:].astype(np.float64)
-    if matrix.sum() == 0:  # a cell one pixel wide has no pairs
-        return {f"glcm_{p.lower()}": 0.0 for p in GLCM_PROPERTIES}
-    has_pairs = matrix.sum(axis=(0, 1))[0] > 0  # per direction
-    return {f"glcm_{prop.lower()}": float(np.mean(graycoprops(matrix, prop)[0][has_pairs])) for prop in GLCM_PROPERTIES}
+    levels = (grey.astype(np.int32) * (LEVELS - 1)) // 256
+    table = glcm_table(levels, mask, [1], GLCM_PROPERTIES)
+    return {f"glcm_{prop.lower()}": float(value) for prop, value in zip(GLCM_PROPERTIES, table[:, 0])}
 
 
 def nucleus_parts(nucleus: np.ndarray, min_fraction: float = 0.05) -> int:

@@ -33,6 +33,8 @@ A cell without a nucleus (or without cytoplasm) gets 0 for what it lacks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
@@ -40,7 +42,7 @@ from skimage.measure import perimeter_crofton
 
 GLCM_DISTANCES = {"near": 0.03, "mid": 0.08, "far": 0.15}  # shares of the nucleus's diameter
 NUCLEUS_GLCM = ("contrast", "homogeneity", "energy", "correlation")
-LEVELS = 32
+LEVELS = 32  # grey levels of a GLCM: 0 marks the pixels outside the mask, 1..31 those inside
 LBP_POINTS, LBP_RADIUS = 8, 0.05
 LBP_BINS = LBP_POINTS + 2  # the uniform patterns (0..8 set bits) and one bin for all the others
 SPOT_SIZE, SPOT_RISE = 0.2, 0.5  # nucleoli: top-hat width (share of the diameter), rise (share of the way to the cytoplasm's grey)
@@ -76,20 +78,32 @@ def stretched(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip((grey.astype(np.float64) - low) / max(high - low, 1.0), 0, 1)
 
 
+def glcm_table(levels: np.ndarray, mask: np.ndarray, distances: Sequence[int], properties: Sequence[str]) -> np.ndarray:
+    """GLCM ``properties`` (rows) at ``distances`` (columns) of the ``mask`` pixels, each the mean
+    over four directions; ``levels`` are grey levels 0..LEVELS-2, and pairs leaving the mask are
+    ignored (a distance without a pair inside gives 0).
+
+    >>> glcm_table(np.full((8, 8), 3), np.ones((8, 8), bool), [1, 2], ["contrast", "homogeneity"]).tolist()
+    [[0.0, 0.0], [1.0, 1.0]]
+    """
+    quantised = np.where(mask, 1 + levels, 0).astype(np.uint8)  # pairs with a 0 are dropped below
+    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
+    matrix = graycomatrix(quantised, list(distances), angles, levels=LEVELS, symmetric=True)[1:, 1:].astype(np.float64)
+    pairs = matrix.sum(axis=(0, 1)) > 0  # distances x angles with pairs inside the mask
+    table = np.zeros((len(properties), len(distances)))
+    for k, prop in enumerate(properties if pairs.any() else []):
+        values = graycoprops(matrix, prop)
+        table[k] = [values[i][pairs[i]].mean() if pairs[i].any() else 0.0 for i in range(len(distances))]
+    return table
+
+
 def nucleus_texture(grey: np.ndarray, nucleus: np.ndarray) -> dict[str, float]:
     """GLCM properties at three distances and the LBP histogram of the nucleus pixels."""
     size = diameter(nucleus)
     levels = stretched(grey, nucleus)
-    quantised = np.where(nucleus, 1 + np.minimum(levels * (LEVELS - 1), LEVELS - 2).astype(np.uint8), 0).astype(np.uint8)
     distances = [max(1, round(share * size)) for share in GLCM_DISTANCES.values()]
-    angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-    matrix = graycomatrix(quantised, distances, angles, levels=LEVELS, symmetric=True)[1:, 1:].astype(np.float64)
-    row = {}
-    pairs = matrix.sum(axis=(0, 1)) > 0  # distances x angles with pairs inside the nucleus
-    for prop in NUCLEUS_GLCM:
-        values = graycoprops(matrix, prop) if pairs.any() else np.zeros(pairs.shape)
-        for i, name in enumerate(GLCM_DISTANCES):
-            row[f"nuc_glcm_{prop}_{name}"] = float(values[i][pairs[i]].mean()) if pairs[i].any() else 0.0
+    table = glcm_table(np.minimum(levels * (LEVELS - 1), LEVELS - 2).astype(np.uint8), nucleus, distances, NUCLEUS_GLCM)
+    row = {f"nuc_glcm_{prop}_{name}": float(table[k, i]) for k, prop in enumerate(NUCLEUS_GLCM) for i, name in enumerate(GLCM_DISTANCES)}
     codes = local_binary_pattern((levels * 255).astype(np.uint8), LBP_POINTS, max(1.0, LBP_RADIUS * size), method="uniform")[nucleus]
     histogram = np.bincount(codes.astype(np.int64), minlength=LBP_BINS)[:LBP_BINS] / max(codes.size, 1)
     row.update({f"nuc_lbp_{i}": float(share) for i, share in enumerate(histogram)})

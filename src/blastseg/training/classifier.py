@@ -91,13 +91,13 @@ class Learner:
         return CellClassifier(card, forest=forest_arrays(forest, len(self.classes)))
 
     def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
-        config, card = self.config, self.card()
+        config = self.config
         if config.model == "random_forest":
             return self.forest_classifier(self.fit_forest(indices, targets))
         crops = [self.cells.crops[i] for i in indices]
         net = fit_network(crops, targets[indices], len(self.classes), config.cnn, self.device, config.seed)
         spec = config.cnn.spec().model_copy(update={"weights_path": None})
-        return CellClassifier(card.model_copy(update={"cnn": spec}), net=net, device=config.device)
+        return CellClassifier(self.card().model_copy(update={"cnn": spec}), net=net, device=config.device)
 
     def proba(self, classifier: CellClassifier, indices: np.ndarray) -> np.ndarray:
         return classifier.proba_of([self.cells.rows[i] for i in indices], [self.cells.crops[i] for i in indices])
