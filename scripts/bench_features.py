@@ -39,15 +39,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_features.json")
     args = parser.parse_args()
     config = ClassifyConfig.model_validate({"data": {"path": str(args.data), "segmentation": "model"}, "seed": args.seed})
-    samples = labelled_samples(config)
+    samples = labelled_samples(config.data)
     chosen = [s for label in sorted({s.label for s in samples}) for s in [s for s in samples if s.label == label][:: args.step]]
     start = time.perf_counter()
-    cells = gather(config, chosen)
+    cells = gather(config, [chosen])
     gather_minutes = (time.perf_counter() - start) / 60
     classes, rare = split_rare_classes(cells.labels(), config.folds)
     cells = without_classes(cells, rare)
     targets = np.array([classes.index(label) for label in cells.labels()])
-    groups = [row["image"] for row in cells.rows]
+    groups = cells.groups
     results = {"date": str(date.today()), "machine": platform.platform(), "data": str(args.data), "step": args.step, "images": len(chosen)}
     results |= {"cells": len(targets), "classes": classes, "left_out": rare, "gather_minutes": round(gather_minutes, 1)}
     before = [name for name in FEATURES if name not in FEATURE_COLUMNS]

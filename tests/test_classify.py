@@ -5,16 +5,18 @@ import csv
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
 import torch
+from skimage.measure import label as skimage_label
 from sklearn.ensemble import RandomForestClassifier
 
 from blastseg.analysis import CellCounts, analyze, analyze_labels, count_cells
 from blastseg.annotations import read_xyc
 from blastseg.batch import BlastReport, PredictOptions, predict_files, segment_files
-from blastseg.cells import FEATURES
+from blastseg.cells import FEATURES, cell_rows, resampled_features
 from blastseg.classify.model import CellClassifier, ClassifierCard
 from blastseg.config import load_config
 from blastseg.datasets.layouts import scan_dataset
@@ -175,6 +177,64 @@ def test_fields_labelled_as_a_whole_give_every_cell_their_label_and_are_scored_p
     assert centre.counts == {"benign": 6, "blast": 6} and centre.per_image is None
 
 
+def test_several_sources_join_one_classifier_with_their_classes_renamed_or_left_out(tmp_path, monkeypatch):
+    """Single-cell crops (a platelet folder left out) and fields labelled as a whole (only the
+    listed ones; 'ALL' renamed blast, 'benign' renamed normal) train one classifier; an image name
+    that both sources use stays two images (two groups for the folds)."""
+    for i in range(12):
+        kind = "blast" if i % 2 else "normal"
+        crop, _ = synthetic_cell(cell_radius=30, nucleus_radius=BLAST_NUCLEUS if kind == "blast" else NORMAL_NUCLEUS, seed=i)
+        (tmp_path / "crops" / kind).mkdir(parents=True, exist_ok=True)
+        write_png(tmp_path / "crops" / kind / f"x{i:02d}.png", crop)
+        diagnosis, nucleus = ("ALL", BLAST_NUCLEUS) if i % 2 else ("benign", NORMAL_NUCLEUS)
+        (tmp_path / "fields" / diagnosis).mkdir(parents=True, exist_ok=True)
+        write_png(tmp_path / "fields" / diagnosis / f"x{i:02d}.png", synthetic_field((200, 300), [(c, r, nucleus) for c, r, _ in FIELD_CELLS], seed=i)[0])
+    (tmp_path / "crops" / "platelet").mkdir()
+    write_png(tmp_path / "crops" / "platelet" / "p00.png", synthetic_cell(cell_radius=10, nucleus_radius=4)[0])
+    (tmp_path / "listed.txt").write_text("# the fields to train on\n" + "\n".join(f"x{i:02d}" for i in range(6)) + "\n")
+    monkeypatch.setattr("blastseg.segment.deep.DeepSegmenter.load", lambda *args, **kwargs: ColourSegmenter())
+    recipe = {
+        "data": {
+            "path": str(tmp_path / "crops"),
+            "classes": {"platelet": None},
+            "also": [
+                {
+                    "path": str(tmp_path / "fields"),
+                    "image_list": str(tmp_path / "listed.txt"),
+                    "label_cells": "every",
+                    "classes": {"ALL": "blast", "benign": "normal"},
+                }
+            ],
+        },
+        "folds": 3,
+        "random_forest": {"n_estimators": 20},
+    }
+    scores = train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "run")
+    # crops: 6 + 6 centre cells; fields x00-x05: 3 ALL and 3 benign fields of 4 cells each
+    assert scores.counts == {"blast": 6 + 12, "normal": 6 + 12} and scores.left_out_classes == {}
+    assert scores.macro_f1 == 1.0 and scores.per_image["images"] == 12 + 6
+    card = json.loads((tmp_path / "run" / "classifier.json").read_text())
+    assert card["classes"] == ["blast", "normal"] and card["trained_on"] == f"{tmp_path / 'crops'} + {tmp_path / 'fields'}"
+    recipe["data"]["also"][0]["classes"] = {"ALL": None, "benign": None}
+    with pytest.raises(BlastsegError, match="every image's class is left out by 'classes'"):
+        train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "none")
+
+
+def test_the_magenta_segmenter_keeps_the_white_cell_and_not_the_faintly_violet_red_cells():
+    image = np.full((120, 160, 3), 235, np.uint8)
+    yy, xx = np.mgrid[:120, :160]
+    for y, x in [(20, 20), (20, 60), (20, 100), (20, 140), (100, 20), (100, 60), (100, 140)]:
+        image[(yy - y) ** 2 + (xx - x) ** 2 < 10**2] = (200, 180, 215)  # red cells: a* 14 above the background
+    cell = (yy - 70) ** 2 + (xx - 100) ** 2 < 14**2
+    image[cell] = (170, 110, 200)  # a* 42 above
+    image[(yy - 70) ** 2 + (xx - 100) ** 2 < 7**2] = (90, 40, 140)
+    found = create_segmenter("magenta").segment(image)
+    assert found.info == {"objects": 1, "left_out": 7}
+    assert (found.labels[~cell] > 0).sum() < 0.15 * cell.sum() and (found.labels[cell] > 0).mean() > 0.95
+    assert abs(int((found.labels == 2).sum()) - 149) < 0.15 * 149  # the drawn nucleus: 149 pixels
+    assert create_segmenter("magenta", min_relative_magenta=0).segment(image).info["objects"] == 8  # Otsu alone takes the red cells too
+
+
 @pytest.mark.slow
 def test_classify_train_cli_on_allidb2_names_then_predict_with_the_classifier(tmp_path):
     write_allidb2(tmp_path / "allidb2")
@@ -269,7 +329,52 @@ def test_recipe_mistakes_are_one_line_errors(tmp_path):
     recipe.write_text("data:\n  path: x\nfeatures: [area, size]\n")
     with pytest.raises(BlastsegError, match="unknown feature"):
         load_config(recipe, ClassifyConfig)
+    recipe.write_text("data:\n  path: x\n  also: [{path: y, segmenter: watershed}]\n")
+    with pytest.raises(BlastsegError, match="data.also.0.segmenter: Input should be 'network' or 'magenta'"):
+        load_config(recipe, ClassifyConfig)
+    recipe.write_text("data:\n  path: x\nmodel: cnn\ncell_diameter: 40\n")
+    with pytest.raises(BlastsegError, match="cell_diameter sets how a random forest measures cells"):
+        load_config(recipe, ClassifyConfig)
     write_allidb2(tmp_path / "few", per_class=2)
     config = ClassifyConfig.model_validate({"data": {"path": str(tmp_path / "few")}, "folds": 3})
     with pytest.raises(BlastsegError, match="at least 3 cells each"):
         train_classifier(config, tmp_path / "run")
+
+
+def test_cells_resampled_to_one_diameter_measure_alike_at_any_magnification():
+    image, labels = synthetic_field((200, 300), FIELD_CELLS)
+    instances = skimage_label(labels > 0).astype(np.int32)
+    big_image = cv2.resize(image, (600, 400), interpolation=cv2.INTER_LINEAR)
+    big_labels = cv2.resize(labels, (600, 400), interpolation=cv2.INTER_NEAREST)
+    big_instances = cv2.resize(instances, (600, 400), interpolation=cv2.INTER_NEAREST)
+    native, twice = cell_rows("a", image, labels, instances), cell_rows("b", big_image, big_labels, big_instances)
+    assert [b["area"] / a["area"] for a, b in zip(native, twice)] == pytest.approx([4.0] * 4, rel=0.02)  # pixels: 4x the area
+    small, large = resampled_features(image, labels, instances, 24), resampled_features(big_image, big_labels, big_instances, 24)
+    for cell in small:
+        assert small[cell]["area"] == pytest.approx(np.pi * 12**2, rel=0.1) and large[cell]["area"] == pytest.approx(np.pi * 12**2, rel=0.1)
+        for name in ("nc_ratio", "circularity", "r", "cyto_s"):
+            assert large[cell][name] == pytest.approx(small[cell][name], rel=0.1, abs=0.02)
+
+
+def test_predict_takes_none_for_no_classifier():
+    assert PredictOptions(classifier="none").classifier is None and PredictOptions(classifier="None").classifier is None
+    assert PredictOptions(classifier="default").classifier == "default" and PredictOptions().classifier is None
+
+
+def test_a_forest_that_measures_cells_at_one_diameter_calls_them_alike_at_any_magnification(tmp_path, monkeypatch):
+    write_allidb1(tmp_path / "fields", fields=4)
+    monkeypatch.setattr("blastseg.segment.deep.DeepSegmenter.load", lambda *args, **kwargs: ColourSegmenter())
+    recipe = {"data": {"path": str(tmp_path / "fields")}, "folds": 3, "random_forest": {"n_estimators": 20}, "cell_diameter": 24}
+    recipe["features"] = ["nc_ratio"]
+    scores = train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "run")
+    assert scores.macro_f1 == 1.0
+    classifier = CellClassifier.load(tmp_path / "run")
+    assert classifier.card.cell_diameter == 24
+    image, labels = synthetic_field((200, 300), FIELD_CELLS)
+    big_image = cv2.resize(image, (900, 600), interpolation=cv2.INTER_LINEAR)
+    big_labels = cv2.resize(labels, (900, 600), interpolation=cv2.INTER_NEAREST)
+    small, large = analyze_labels("a", image, labels, classifier=classifier), analyze_labels("b", big_image, big_labels, classifier=classifier)
+    assert [row["area"] for row in large.cells] == pytest.approx([9 * row["area"] for row in small.cells], rel=0.05)  # the table keeps pixels
+    called = sorted((round(r["x"]), r["class"]) for r in small.cells)
+    assert called == sorted((round(r["x"] / 3), r["class"]) for r in large.cells)
+    assert [c for _, c in called] == ["blast", "normal", "normal", "blast"]  # x = 50, 80, 150, 250

@@ -79,7 +79,7 @@ def test_unknown_names_and_config_keys_list_valid_ones(tmp_path):
     write_cells(tmp_path / "in", 1)
     image = tmp_path / "in" / "000.bmp"
     bad_method = invoke("segment", image, "--method", "unet", "--out", tmp_path / "o")
-    assert bad_method.returncode == 2 and "valid: adaptive, hsv, kmeans, otsu, watershed" in bad_method.stderr
+    assert bad_method.returncode == 2 and "valid: adaptive, hsv, kmeans, magenta, otsu, watershed" in bad_method.stderr
     (tmp_path / "c.yaml").write_text("method: otsu\ntreshold: 3\n")
     bad_key = invoke("segment", image, "--config", tmp_path / "c.yaml", "--out", tmp_path / "o")
     assert bad_key.returncode == 2 and "unknown key 'treshold'; valid keys: kind, method, target, params, preprocess, instances, max_pixels" in bad_key.stderr

@@ -80,8 +80,8 @@ def test_watershed_splits_two_touching_discs():
 
 
 def test_registry_and_parameter_errors():
-    assert sorted(SEGMENTERS) == ["adaptive", "hsv", "kmeans", "otsu", "watershed"]
-    with pytest.raises(UnknownNameError, match="unknown segmenter 'unet'; valid: adaptive, hsv, kmeans, otsu, watershed"):
+    assert sorted(SEGMENTERS) == ["adaptive", "hsv", "kmeans", "magenta", "otsu", "watershed"]
+    with pytest.raises(UnknownNameError, match="unknown segmenter 'unet'; valid: adaptive, hsv, kmeans, magenta, otsu, watershed"):
         create_segmenter("unet")
     with pytest.raises(ConfigError, match="segmenter 'kmeans': unknown key 'clusters'; valid keys: target, k, k_range"):
         create_segmenter("kmeans", clusters=4)

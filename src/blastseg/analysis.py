@@ -117,7 +117,7 @@ def analyze_labels(
     classes = None
     if classifier is not None:
         classes = classifier.classes
-        for row, proba in zip(rows, classifier.predict_proba(image, instances, rows)):
+        for row, proba in zip(rows, classifier.predict_proba(image, labels, instances, rows)):
             row["class"], row["probability"] = classes[int(proba.argmax())], round(float(proba.max()), 4)
     return Analysis(name, image, labels, instances, rows, classes, scale)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from blastseg.analysis import Analysis, CellCounts, analyze_labels, total_counts
 from blastseg.annotations import xyc_text
@@ -348,7 +348,7 @@ class PredictOptions(ScaleOptions):
     """How ``blastseg predict`` segments and classifies (every field has a command-line flag)."""
 
     checkpoint: str = DEFAULT
-    classifier: str | None = None
+    classifier: str | None = Field(default=None, description="a classifier file or run folder, 'default' (the bundled one), or none (also 'none')")
     threshold: float | None = Field(default=None, gt=0, lt=1)
     tta: bool = False
     device: DeviceName = "auto"
@@ -358,6 +358,11 @@ class PredictOptions(ScaleOptions):
     max_pixels: int = Field(default=MAX_PIXELS, ge=1, description="larger images are refused before they are decoded")
     xyc: bool = Field(default=False, description="write NAME.xyc with the blast centroids (ALL-IDB1's format)")
     blast_alert: float | None = Field(default=None, ge=0, le=100, description="flag each image whose blast percentage reaches this")
+
+    @field_validator("classifier")
+    @classmethod
+    def _none_is_no_classifier(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() == "none" else value
 
     def report(self) -> BlastReport:
         return BlastReport(self.xyc, self.blast_alert)

@@ -22,6 +22,7 @@ cytoplasm ring and colour); then, when the image's scale is known
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from skimage.measure import regionprops
 
@@ -150,6 +151,37 @@ def cell_rows(image_name: str, image: np.ndarray, labels: np.ndarray, instances:
             }
         )
     return rows
+
+
+def resampled_features(image: np.ndarray, labels: np.ndarray, instances: np.ndarray, diameter: int, context: float = 1.5) -> dict[int, dict]:
+    """Each cell's :data:`FEATURES` measured at one resolution: the cell's window (``context``
+    times its longer side) resampled so that its equivalent diameter is ``diameter`` pixels
+    (pixel area averaging when it shrinks, bilinear when it grows; masks nearest). A classifier
+    that learns from several labs then cannot tell them apart by how many pixels a cell spans or
+    how sharp they are: a 22-pixel blast and a 135-pixel neutrophil are both seen at ``diameter``.
+    Cells too small to survive the resampling are left out of the answer.
+    """
+    answer = {}
+    for region in regionprops(instances):
+        y0, x0, y1, x1 = region.bbox
+        top, left, bottom, right = crop_window(region.centroid, round(context * max(y1 - y0, x1 - x0)), instances.shape)
+        factor = diameter / max(region.equivalent_diameter_area, 1.0)
+        size = (max(1, round((right - left) * factor)), max(1, round((bottom - top) * factor)))
+        smooth = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+        crop = cv2.resize(np.ascontiguousarray(image[top:bottom, left:right]), size, interpolation=smooth)
+        cell = cv2.resize((instances[top:bottom, left:right] == region.label).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        parts = cv2.resize(np.ascontiguousarray(labels[top:bottom, left:right]), size, interpolation=cv2.INTER_NEAREST)
+        rows = cell_rows("", crop, parts, cell.astype(np.int32))
+        if rows:
+            answer[region.label] = {name: rows[0][name] for name in FEATURES}
+    return answer
+
+
+def with_resampled_features(rows: list[dict], image: np.ndarray, labels: np.ndarray, instances: np.ndarray, diameter: int) -> list[dict]:
+    """``rows`` (cells-table rows of these ``instances``) with their :data:`FEATURES` measured as
+    :func:`resampled_features` does; a cell lost in the resampling keeps its own."""
+    measured = resampled_features(image, labels, instances, diameter)
+    return [{**row, **measured.get(row["cell_id"], {})} for row in rows]
 
 
 def crop_window(centre: tuple[float, float], size: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:

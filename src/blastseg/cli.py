@@ -206,7 +206,7 @@ def predict(
         Optional[str],
         typer.Option(
             "--classifier",
-            help="Classify each cell: a classifier (run folder or NAME.json) or 'default' (the bundled white-cell type classifier).",
+            help="Classify each cell: a classifier (run folder or NAME.json), 'default' (the bundled white-cell type classifier) or 'none'.",
             rich_help_panel=MODEL,
         ),
     ] = None,
@@ -245,7 +245,8 @@ def predict(
     batch_size: BatchOpt = 4,
 ) -> None:
     """Find, outline, measure and (with --classifier) classify the cells of images with a trained
-    network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage)."""
+    network: masks, overlays, cells.csv and summary.json (counts per class, blast percentage with
+    its 95 % interval)."""
     from blastseg.batch import OutputRules, PredictOptions, instance_rules, predict_files
     from blastseg.config import validate
 

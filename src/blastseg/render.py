@@ -40,11 +40,16 @@ def overlay(image: np.ndarray, labels: np.ndarray, thickness: int | None = None)
 
 
 def class_colours(classes: list[str]) -> dict[str, tuple[int, int, int]]:
-    """Blasts red, normal cells green, every other class its own colour from :data:`PALETTE`.
+    """Blasts red and every other class green (normal) when the classifier knows blasts, as the
+    tools labs use draw them (the label names the type); without a blast class, each class its own
+    colour from :data:`PALETTE`.
 
-    >>> class_colours(["blast", "normal"])["blast"], class_colours(["lymphocyte", "monocyte"])["monocyte"]
-    ((230, 25, 25), (190, 0, 190))
+    >>> colours = class_colours(["blast", "lymphocyte", "monocyte"])
+    >>> colours["blast"], colours["monocyte"], class_colours(["lymphocyte", "monocyte"])["monocyte"]
+    ((230, 25, 25), (0, 190, 0), (190, 0, 190))
     """
+    if BLAST in classes:
+        return {name: CLASS_COLOURS[BLAST] if name == BLAST else CLASS_COLOURS[NORMAL] for name in classes}
     others = iter(PALETTE * (len(classes) // len(PALETTE) + 1))
     return {name: CLASS_COLOURS.get(name) or next(others) for name in classes}
 

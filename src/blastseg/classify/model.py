@@ -21,7 +21,7 @@ from safetensors.numpy import save as save_numpy
 from safetensors.torch import save as save_torch
 
 from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_card, read_weights, write_pair
-from blastseg.cells import FEATURES, cell_crops
+from blastseg.cells import FEATURES, cell_crops, with_resampled_features
 from blastseg.classify.cnn import CnnSpec, build_network, network_proba
 from blastseg.classify.forest import ForestArrays
 from blastseg.config import StrictModel
@@ -39,6 +39,7 @@ class ClassifierCard(StrictModel):
     kind: Literal["random_forest", "cnn"]
     classes: list[str] = Field(min_length=2, max_length=1000)
     features: list[str] = Field(default_factory=list, max_length=1000, description="random forest: the cells-table columns it reads")
+    cell_diameter: int | None = Field(default=None, ge=8, le=512, description="random forest: cells are measured resampled to this diameter in pixels")
     cnn: CnnSpec | None = None
     crop_scale: float | None = Field(default=1.25, gt=0, le=10)
     trained_on: str = ""
@@ -60,7 +61,7 @@ class CellClassifier:
     """Class probabilities for the cells of an image, from their features or their crops.
 
     >>> classifier = CellClassifier.load()  # doctest: +SKIP
-    >>> classifier.predict_proba(image, instances, rows)  # cells x classes  # doctest: +SKIP
+    >>> classifier.predict_proba(image, labels, instances, rows)  # cells x classes  # doctest: +SKIP
     """
 
     def __init__(
@@ -88,12 +89,15 @@ class CellClassifier:
             return self.forest.predict_proba(feature_matrix(rows, self.card.features))
         return network_proba(self.net, crops, self.card.cnn.input_size, self.device)
 
-    def predict_proba(self, image: np.ndarray, instances: np.ndarray, rows: list[dict]) -> np.ndarray:
-        """Probabilities (cells x classes) of the cells ``rows`` describes (in that order)."""
+    def predict_proba(self, image: np.ndarray, labels: np.ndarray, instances: np.ndarray, rows: list[dict]) -> np.ndarray:
+        """Probabilities (cells x classes) of the cells ``rows`` describes (in that order), found
+        in ``image`` as the label map ``labels`` and the cell ``instances``."""
         crops = []
         if self.net is not None and rows:
             crop_of = cell_crops(image, instances, self.card.cnn.input_size, self.card.crop_scale)
             crops = [crop_of[row["cell_id"]] for row in rows]
+        if self.forest is not None and self.card.cell_diameter and rows:
+            rows = with_resampled_features(rows, image, labels, instances, self.card.cell_diameter)
         return self.proba_of(rows, crops)
 
     def provenance(self) -> dict[str, Any]:

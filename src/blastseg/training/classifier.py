@@ -26,49 +26,74 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from blastseg.cells import COLUMNS
 from blastseg.classify.model import RUN_STEM, CellClassifier, ClassifierCard, feature_matrix
-from blastseg.datasets.layouts import Sample, label_for, read_label_csv, scan_dataset
+from blastseg.datasets.layouts import Sample, label_for, listed, read_label_csv, scan_dataset
 from blastseg.errors import DatasetError
 from blastseg.evaluation.classification import classification_scores, majority_baseline, write_confusion
 from blastseg.io import write_csv, write_json
 from blastseg.runtime import resolve_device, seed_everything
-from blastseg.segment import load_segmenter
-from blastseg.training.classifier_recipe import ClassifyConfig
+from blastseg.segment import Segmenter, create_segmenter, load_segmenter
+from blastseg.training.classifier_recipe import ClassifyConfig, ClassifySource
 from blastseg.training.cnn import fit_network
 from blastseg.training.forest import fit_forest, forest_arrays
 from blastseg.training.labelled_cells import LabelledCells, collect_cells
 from blastseg.training.runs import CLASSIFIER_RUN, prepare_run
 
 
-def labelled_samples(config: ClassifyConfig) -> list[Sample]:
-    """The dataset's samples, labels replaced by ``labels_csv`` when the recipe gives one."""
-    data = config.data
-    samples = scan_dataset(data.path, data.layout, data.mask_encoding)
-    if data.labels_csv:
-        if not Path(data.labels_csv).is_file():
-            raise DatasetError(f"labels_csv {data.labels_csv}: no such file")
-        labels = read_label_csv(Path(data.labels_csv))
+def labelled_samples(source: ClassifySource) -> list[Sample]:
+    """A source's samples: only those of its ``image_list``, labels replaced by ``labels_csv``
+    when it gives one and renamed by ``classes`` (a class renamed to null is left out)."""
+    samples = scan_dataset(source.path, source.layout, source.mask_encoding)
+    if source.image_list is not None:
+        samples = listed(samples, source.image_list)
+        if not samples:
+            raise DatasetError(f"{source.image_list}: names no image of {source.path}")
+    if source.labels_csv:
+        if not Path(source.labels_csv).is_file():
+            raise DatasetError(f"labels_csv {source.labels_csv}: no such file")
+        labels = read_label_csv(Path(source.labels_csv))
         for sample in samples:
             sample.label = label_for(sample.image.stem, labels)
-    return samples
+    for sample in samples:
+        sample.label = source.classes.get(sample.label, sample.label) if sample.label is not None else None
+    kept = [s for s in samples if s.label is not None or s.centroids is not None or not source.classes]
+    if not kept:
+        raise DatasetError(f"{source.path}: every image's class is left out by 'classes'")
+    return kept
 
 
-def gather(config: ClassifyConfig, samples: list[Sample], on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
-    """Find and label the cells of the recipe's ``samples`` (see :mod:`blastseg.training.labelled_cells`)."""
-    data = config.data
-    segmenter = None
-    if data.segmentation != "masks" and (data.segmentation == "model" or any(s.mask is None for s in samples)):
-        segmenter = load_segmenter(data.checkpoint, device=config.device)
-    return collect_cells(
-        samples,
-        segmenter,
-        data.instances,
-        config.cnn.input_size,
-        data.crop_scale,
-        data.match_radius,
-        use_masks=data.segmentation != "model",
-        on_done=on_done,
-        every_cell=data.label_cells == "every",
-    )
+def source_segmenter(source: ClassifySource, device: str) -> Segmenter:
+    if source.segmenter == "network":
+        return load_segmenter(source.checkpoint, device=device)
+    return create_segmenter(source.segmenter)
+
+
+def gather(config: ClassifyConfig, samples_of: list[list[Sample]], on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
+    """Find and label the cells of each source's samples (see :mod:`blastseg.training.labelled_cells`);
+    cells labelled by ``.xyc`` centroids are renamed by the source's ``classes`` too (a class renamed
+    to null is left out)."""
+    found = LabelledCells()
+    for source, samples in zip(config.data.sources, samples_of):
+        segmenter = None
+        if source.segmentation != "masks" and (source.segmentation == "model" or any(s.mask is None for s in samples)):
+            segmenter = source_segmenter(source, config.device)
+        cells = collect_cells(
+            samples,
+            segmenter,
+            source.instances,
+            config.cnn.input_size,
+            config.data.crop_scale,
+            source.match_radius,
+            use_masks=source.segmentation != "model",
+            on_done=on_done,
+            every_cell=source.label_cells == "every",
+            cell_diameter=config.cell_diameter if config.model == "random_forest" else None,
+        )
+        from_centroids = {str(s.image) for s in samples if s.centroids is not None}  # labelled blast/normal here, not yet renamed
+        for row, group in zip(cells.rows, cells.groups):
+            if group in from_centroids:
+                row["label"] = source.classes.get(row["label"], row["label"])
+        found.extend(cells.subset([i for i, row in enumerate(cells.rows) if row["label"] is not None]))
+    return found
 
 
 class Learner:
@@ -81,13 +106,18 @@ class Learner:
 
     def card(self) -> ClassifierCard:
         config = self.config
-        return ClassifierCard(kind=config.model, classes=self.classes, trained_on=config.data.path, crop_scale=config.data.crop_scale)
+        return ClassifierCard(
+            kind=config.model,
+            classes=self.classes,
+            trained_on=" + ".join(str(source.path) for source in config.data.sources),
+            crop_scale=config.data.crop_scale,
+        )
 
     def fit_forest(self, indices: np.ndarray, targets: np.ndarray) -> RandomForestClassifier:
         return fit_forest(self.features[indices], targets[indices], self.config.random_forest, self.config.seed)
 
     def forest_classifier(self, forest: RandomForestClassifier) -> CellClassifier:
-        card = self.card().model_copy(update={"features": list(self.config.features)})
+        card = self.card().model_copy(update={"features": list(self.config.features), "cell_diameter": self.config.cell_diameter})
         return CellClassifier(card, forest=forest_arrays(forest, len(self.classes)))
 
     def fit(self, indices: np.ndarray, targets: np.ndarray) -> CellClassifier:
@@ -159,8 +189,7 @@ def split_rare_classes(labels: list[str], folds: int) -> tuple[list[str], dict[s
 
 
 def without_classes(cells: LabelledCells, rare: dict[str, int]) -> LabelledCells:
-    keep = [i for i, row in enumerate(cells.rows) if row["label"] not in rare]
-    return LabelledCells([cells.rows[i] for i in keep], [cells.crops[i] for i in keep], cells.unmatched, cells.skipped)
+    return cells.subset([i for i, row in enumerate(cells.rows) if row["label"] not in rare])
 
 
 @dataclass
@@ -250,15 +279,15 @@ def write_cv_outputs(
 def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: bool = False, on_done: Callable[[Sample], None] | None = None) -> ClassifierScores:
     """Gather labelled cells, cross-validate, fit on all, and write the run folder (module doc)."""
     run_dir = Path(run_dir)
-    samples = labelled_samples(config)  # the data is checked before anything in run_dir is replaced
+    samples_of = [labelled_samples(source) for source in config.data.sources]  # checked before anything in run_dir is replaced
     prepare_run(run_dir, overwrite, CLASSIFIER_RUN)
     seed_everything(config.seed)
-    cells = gather(config, samples, on_done)
+    cells = gather(config, samples_of, on_done)
     classes, rare = split_rare_classes(cells.labels(), config.folds)
     cells = without_classes(cells, rare)
     targets = np.array([classes.index(label) for label in cells.labels()])
     learner = Learner(config, cells, classes)
-    groups = [row["image"] for row in cells.rows]
+    groups = cells.groups
     out_of_fold = cross_validated_proba(learner, targets, groups, config.folds, config.seed)
     proba, fold_of = out_of_fold.proba, out_of_fold.fold_of
     scores = ClassifierScores(
@@ -273,7 +302,7 @@ def train_classifier(config: ClassifyConfig, run_dir: str | Path, overwrite: boo
         skipped_images=len(cells.skipped),
         warnings=single_image_classes(cells.labels(), groups),
         feature_importance=out_of_fold.feature_importance(list(config.features)),
-        per_image=image_scores(proba, targets, groups, classes) if config.data.label_cells == "every" else None,
+        per_image=image_scores(proba, targets, groups, classes) if any(s.label_cells == "every" for s in config.data.sources) else None,
     )
     write_cv_outputs(run_dir, config, cells, classes, scores, proba, fold_of)
     final = learner.fit(np.arange(len(targets)), targets)

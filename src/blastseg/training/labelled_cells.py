@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blastseg.cells import cell_crops, cell_rows
+from blastseg.cells import cell_crops, cell_rows, with_resampled_features
 from blastseg.datasets.layouts import Sample
 from blastseg.errors import ConfigError, DatasetError
 from blastseg.evaluation.detection import match_centroids
@@ -32,16 +32,26 @@ from blastseg.segment.base import Segmentation, Segmenter
 
 @dataclass
 class LabelledCells:
-    """Cells-table ``rows`` (each with its ``label``), their ``crops``, and what was left out:
+    """Cells-table ``rows`` (each with its ``label``), their ``crops``, the image file each came
+    from (``groups``: cross-validation keeps an image's cells together), and what was left out:
     ``unmatched`` listed centroids (image, x, y) and ``skipped`` images (image, reason)."""
 
     rows: list[dict] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
     unmatched: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
 
     def labels(self) -> list[str]:
         return [row["label"] for row in self.rows]
+
+    def subset(self, keep: Sequence[int]) -> LabelledCells:
+        """The cells at positions ``keep``, with everything that was left out."""
+        return LabelledCells([self.rows[i] for i in keep], [self.crops[i] for i in keep], [self.groups[i] for i in keep], self.unmatched, self.skipped)
+
+    def extend(self, other: LabelledCells) -> None:
+        for name in ("rows", "crops", "groups", "unmatched", "skipped"):
+            getattr(self, name).extend(getattr(other, name))
 
 
 def nearest_to_centre(rows: Sequence[dict], shape: tuple[int, ...]) -> dict:
@@ -69,12 +79,15 @@ def collect_cells(
     use_masks: bool = True,
     on_done: Callable[[Sample], None] | None = None,
     every_cell: bool = False,
+    cell_diameter: int | None = None,
 ) -> LabelledCells:
     """Segment (or read the masks of) every sample and label its cells as the module says.
 
     ``segmenter`` finds the cells of samples without a mask (it may be ``None`` when every sample has
     one); the instance rules are scaled to each image's red cells as ``predict`` scales them.
-    Crops are as :func:`blastseg.cells.cell_crops` makes them with ``crop_size`` and ``crop_scale``.
+    Crops are as :func:`blastseg.cells.cell_crops` makes them with ``crop_size`` and ``crop_scale``;
+    with ``cell_diameter`` the rows' features are measured at that resolution
+    (:func:`blastseg.cells.with_resampled_features`), as a classifier trained so measures them.
     """
     found = LabelledCells()
     for sample in samples:
@@ -84,13 +97,15 @@ def collect_cells(
         answer = Segmentation(labels) if labels is not None else segmenter.segment(image)
         cells = answer.cells(image, rules)  # a network's own measure of the scale is reused
         rows = cell_rows(sample.image.name, image, answer.labels, cells)
+        if cell_diameter is not None:
+            rows = with_resampled_features(rows, image, answer.labels, cells, cell_diameter)
         crop_of = cell_crops(image, cells, crop_size, crop_scale)
         if sample.centroids is not None:
             radius = equivalent_radius(rows) if match_radius is None else match_radius
             matches = match_centroids(rows, sample.centroids, radius)
             blasts = {cell for cell, _ in matches.pairs}
             for index, row in enumerate(rows):
-                _add(found, row, BLAST if index in blasts else NORMAL, crop_of)
+                _add(found, sample, row, BLAST if index in blasts else NORMAL, crop_of)
             found.unmatched += [
                 {"image": sample.image.name, "x": float(sample.centroids[j][0]), "y": float(sample.centroids[j][1])} for j in matches.unmatched_truth
             ]
@@ -100,7 +115,7 @@ def collect_cells(
             found.skipped.append({"image": sample.image.name, "reason": "no cell found"})
         else:
             for row in rows if every_cell else [nearest_to_centre(rows, image.shape)]:
-                _add(found, row, sample.label, crop_of)
+                _add(found, sample, row, sample.label, crop_of)
         if on_done:
             on_done(sample)
     if not found.rows:
@@ -108,9 +123,10 @@ def collect_cells(
     return found
 
 
-def _add(found: LabelledCells, row: dict, label: str, crop_of: dict[int, np.ndarray]) -> None:
+def _add(found: LabelledCells, sample: Sample, row: dict, label: str, crop_of: dict[int, np.ndarray]) -> None:
     found.rows.append({**row, "label": label})
     found.crops.append(crop_of[row["cell_id"]])
+    found.groups.append(str(sample.image))
 
 
 def _reasons(skipped: list[dict]) -> str:
