@@ -323,18 +323,16 @@ def test_analyze_runs_the_bundled_models_on_the_bundled_field():
 
 def test_recipe_mistakes_are_one_line_errors(tmp_path):
     recipe = tmp_path / "bad.yaml"
-    recipe.write_text("data:\n  path: x\n  instances:\n    min_aera: 5\n")
-    with pytest.raises(BlastsegError, match="unknown key 'data.instances.min_aera'; valid keys: open_size"):
-        load_config(recipe, ClassifyConfig)
-    recipe.write_text("data:\n  path: x\nfeatures: [area, size]\n")
-    with pytest.raises(BlastsegError, match="unknown feature"):
-        load_config(recipe, ClassifyConfig)
-    recipe.write_text("data:\n  path: x\n  also: [{path: y, segmenter: watershed}]\n")
-    with pytest.raises(BlastsegError, match="data.also.0.segmenter: Input should be 'network' or 'magenta'"):
-        load_config(recipe, ClassifyConfig)
-    recipe.write_text("data:\n  path: x\nmodel: cnn\ncell_diameter: 40\n")
-    with pytest.raises(BlastsegError, match="cell_diameter sets how a random forest measures cells"):
-        load_config(recipe, ClassifyConfig)
+    mistakes = {
+        "data:\n  path: x\n  instances:\n    min_aera: 5\n": "unknown key 'data.instances.min_aera'; valid keys: open_size",
+        "data:\n  path: x\nfeatures: [area, size]\n": "unknown feature",
+        "data:\n  path: x\n  also: [{path: y, segmenter: watershed}]\n": "data.also.0.segmenter: Input should be 'network' or 'magenta'",
+        "data:\n  path: x\nmodel: cnn\ncell_diameter: 40\n": "cell_diameter sets how a random forest measures cells",
+    }
+    for text, message in mistakes.items():
+        recipe.write_text(text)
+        with pytest.raises(BlastsegError, match=message):
+            load_config(recipe, ClassifyConfig)
     write_allidb2(tmp_path / "few", per_class=2)
     config = ClassifyConfig.model_validate({"data": {"path": str(tmp_path / "few")}, "folds": 3})
     with pytest.raises(BlastsegError, match="at least 3 cells each"):
