@@ -51,6 +51,7 @@ CLASSICAL = {
     "kmeans": {"target": "multiclass"},
     "otsu": {"target": "nucleus"},
     "magenta": {"name": "otsu", "channel": "a", "foreground": "bright", "target": "cell"},  # the colour rule of datasets.colour_masks
+    "magenta_segmenter": {"name": "magenta"},  # segment.classical's: the same rule, faint objects left out, each cell with its nucleus
 }
 
 
@@ -136,7 +137,9 @@ def handchecked(data: Path, segmenter: Segmenter, rules: InstanceRules, overlay:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("methods", nargs="+", help="model folders, 'default' (the bundled model), 'kmeans', 'otsu' or 'magenta'")
+    parser.add_argument(
+        "methods", nargs="+", help="model folders, 'default' (the bundled model), 'kmeans', 'otsu', 'magenta' (Otsu of a*) or 'magenta_segmenter'"
+    )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--pbc-step", type=int, default=4)
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
