@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from blastseg.errors import ConfigError, UnknownNameError
+from blastseg.errors import BlastsegError, ConfigError, UnknownNameError
 from blastseg.labels import target_mask
 from blastseg.metrics import dice
 from blastseg.segment import SEGMENTERS, create_segmenter
+from blastseg.segment.recipe import SegmentConfig
 from tests.synthetic import disc, synthetic_cell
 
 
@@ -93,3 +94,11 @@ def test_registry_and_parameter_errors():
         create_segmenter("kmeans", k_range=[5, 3])
     with pytest.raises(ConfigError, match="segmenter 'watershed': segmenter 'otsu': unknown key 'k'"):
         create_segmenter("watershed", base="otsu", base_params={"k": 3})
+
+
+def test_a_method_named_without_a_target_finds_its_own():
+    assert SegmentConfig.from_options(method="magenta").target == "multiclass"  # the only target it has
+    assert SegmentConfig.from_options(method="otsu").target == "nucleus"
+    assert SegmentConfig.from_options(method="otsu", target="cell").target == "cell"
+    with pytest.raises(BlastsegError, match="segmenter 'magenta': target: Input should be 'multiclass'"):
+        SegmentConfig.from_options(method="magenta", target="cell")

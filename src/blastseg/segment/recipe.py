@@ -3,6 +3,8 @@
 >>> cfg = SegmentConfig.model_validate({"method": "otsu", "target": "cell"})
 >>> cfg.kind, cfg.method, cfg.params
 ('classical', 'otsu', {})
+>>> SegmentConfig(method="magenta").target, SegmentConfig(method="otsu").target  # without one: the method's own
+('multiclass', 'nucleus')
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from blastseg.config import StrictModel, as_value_error, load_config, validate
 from blastseg.io import MAX_PIXELS
 from blastseg.postprocess import InstanceRules
 from blastseg.preprocess import Pipeline
-from blastseg.segment.classical import ClassicalSegmenter, create_segmenter
+from blastseg.segment.classical import SEGMENTERS, ClassicalSegmenter, create_segmenter
 
 
 class SegmentConfig(StrictModel):
@@ -24,7 +26,7 @@ class SegmentConfig(StrictModel):
 
     kind: Literal["classical"] = "classical"
     method: str = "kmeans"
-    target: Literal["nucleus", "cell", "multiclass"] = "nucleus"
+    target: Literal["nucleus", "cell", "multiclass"] | None = Field(default=None, description="what to find (default: the method's own, nucleus for most)")
     params: dict[str, Any] = Field(default_factory=dict)
     preprocess: list[str | dict[str, Any]] = Field(default_factory=list)
     instances: InstanceRules = Field(default_factory=InstanceRules)
@@ -32,6 +34,9 @@ class SegmentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _buildable(self) -> SegmentConfig:
+        if self.target is None:
+            method = SEGMENTERS.get(self.method)
+            self.target = method.model_fields["target"].default if method else "nucleus"
         as_value_error(self.segmenter)  # an unknown method, target or parameter is refused now, naming the file
         as_value_error(Pipeline.from_config, self.preprocess)
         return self
@@ -53,6 +58,8 @@ class SegmentConfig(StrictModel):
         config = load_config(path, cls) if path else cls()
         updates = {"method": method, "target": target, "max_pixels": max_pixels}
         merged = {**config.model_dump(), **{k: v for k, v in updates.items() if v}, "params": {**config.params, **(params or {})}}
+        if path is None and method and not target:
+            merged["target"] = None  # the method's own target
         return validate(cls, merged, str(path or "command line"))
 
     def segmenter(self) -> ClassicalSegmenter:
