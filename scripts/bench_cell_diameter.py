@@ -8,7 +8,8 @@ are found once and measured natively and resampled to each ``--diameters`` value
 all_blasts cells' blast/lymphocyte accuracy); then on cells of labs it never saw: every other BCCD
 ``trainval`` field (normal donors, cells by the bundled network: the share called blast and the
 classes called) and the Zheng crops (ground-truth masks: macro F1 over eosinophil, lymphocyte,
-monocyte, neutrophil; share called blast). Writes ``results/bench_cell_diameter.json``::
+monocyte, neutrophil; share called blast). Also the median equivalent diameter of each source's
+cells in pixels. Writes ``results/bench_cell_diameter.json``::
 
     python3 scripts/bench_cell_diameter.py --step 4 --diameters 20 40
 """
@@ -24,12 +25,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score
 
+from bench_classify import bccd_fields, zheng_f1, zheng_samples  # scripts/ is on the path when run as a script
 from blastseg.cells import cell_rows, with_resampled_features
 from blastseg.classify.model import feature_matrix
 from blastseg.config import load_config
-from blastseg.datasets.layouts import scan_dataset
 from blastseg.io import read_image, write_json
 from blastseg.labels import BLAST
+from blastseg.postprocess import InstanceRules
 from blastseg.segment import load_segmenter
 from blastseg.segment.base import Segmentation
 from blastseg.training.classifier import labelled_samples, source_segmenter
@@ -38,12 +40,10 @@ from blastseg.training.forest import fit_forest
 from blastseg.training.labelled_cells import nearest_to_centre
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-ZHENG_CLASSES = ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
 
-def measure(samples, segmenter, every_cell: bool, source: str, diameters: list[int], tables: dict) -> None:
-    """Append each sample's labelled rows, native and at every diameter, to ``tables``."""
+def measure(samples, segmenter, every_cell: bool, source: str, diameters: list[int], tables: dict, rules: InstanceRules | None = None) -> None:
+    """Append each sample's labelled rows (cells made by ``rules``, the source's), native and at every diameter, to ``tables``."""
     for sample in samples:
         if segmenter is None:
             image, labels = sample.load()
@@ -51,7 +51,7 @@ def measure(samples, segmenter, every_cell: bool, source: str, diameters: list[i
         else:
             image = read_image(sample.image)
             answer = segmenter.segment(image)
-        cells = answer.cells(image)
+        cells = answer.cells(image, rules)
         rows = cell_rows(sample.image.name, image, answer.labels, cells)
         if not rows:
             continue
@@ -81,7 +81,7 @@ def score(rows: list[dict], features: list[str], config: ClassifyConfig) -> dict
         "all_blasts_cell_accuracy": round(float(np.mean([c == r["label"] for c, r in zip(called(blasts), blasts)])), 4),
         "bccd_blast_share": round(float(np.mean([c == BLAST for c in bccd_called])), 4),
         "bccd_called": dict(Counter(bccd_called).most_common()),
-        "zheng_macro_f1": round(float(f1_score([r["label"] for r in zheng], zheng_called, labels=ZHENG_CLASSES, average="macro", zero_division=0)), 4),
+        "zheng_macro_f1": round(float(zheng_f1([r["label"] for r in zheng], zheng_called)), 4),
         "zheng_blast_share": round(float(np.mean([c == BLAST for c in zheng_called])), 4),
     }
 
@@ -96,15 +96,16 @@ def main() -> None:
     config = load_config(args.config, ClassifyConfig)
     tables: dict = {"native": [], **{d: [] for d in args.diameters}}
     crops, fields = config.data.sources
-    measure(labelled_samples(crops)[:: args.step], source_segmenter(crops, "cpu"), False, "pbc", args.diameters, tables)
-    measure(labelled_samples(fields)[:: args.step], source_segmenter(fields, "cpu"), True, "all_blasts", args.diameters, tables)
-    measure([s for s in scan_dataset(DATA / "zheng_wbc") if s.label is not None], None, False, "zheng", args.diameters, tables)
-    names = set((DATA / "bccd" / "ImageSets" / "Main" / "trainval.txt").read_text().split())
-    bccd = [s for s in scan_dataset(DATA / "bccd") if s.image.stem in names][::2]
-    for sample in bccd:
-        sample.label = "normal donor"
-    measure(bccd, load_segmenter("default", device="cpu"), True, "bccd", args.diameters, tables)
+    measure(labelled_samples(crops)[:: args.step], source_segmenter(crops, "cpu"), False, "pbc", args.diameters, tables, crops.instances)
+    measure(labelled_samples(fields)[:: args.step], source_segmenter(fields, "cpu"), True, "all_blasts", args.diameters, tables, fields.instances)
+    measure(zheng_samples(), None, False, "zheng", args.diameters, tables)
+    measure(bccd_fields("trainval", 2), load_segmenter("default", device="cpu"), True, "bccd", args.diameters, tables)
     results = {"date": str(date.today()), "machine": platform.platform(), "step": args.step, "cells": len(tables["native"])}
+    results["median_cell_diameter_px"] = {
+        source: round(float(np.median([2 * np.sqrt(r["area"] / np.pi) for r in tables["native"] if r["source"] == source])), 1)
+        for source in ("pbc", "all_blasts", "bccd", "zheng")
+    }
+    print("median cell diameter (px):", results["median_cell_diameter_px"])
     for key, rows in tables.items():
         results[str(key)] = score(rows, list(config.features), config)
         print(key, results[str(key)])

@@ -24,7 +24,6 @@ Reads a run folder of ``blastseg classify train --config configs/blast_classifie
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 from collections import Counter
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score
 
+from blastseg.batch import read_rows
 from blastseg.classify.model import CellClassifier, feature_matrix
 from blastseg.config import load_config
 from blastseg.datasets.layouts import listed, scan_dataset
@@ -92,9 +92,24 @@ def crops_for(classifier: CellClassifier) -> tuple[int, float | None]:
     return (classifier.card.cnn.input_size if classifier.card.cnn else 64), classifier.card.crop_scale
 
 
-def read_csv_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+def zheng_samples() -> list:
+    """The labelled Zheng crops (two labs; ground-truth masks)."""
+    return [s for s in scan_dataset(DATA / "zheng_wbc") if s.label is not None]
+
+
+def bccd_fields(split: str, step: int) -> list:
+    """Every ``step``-th BCCD field of ``split`` (``test``, ``trainval``), labelled as the normal donors' they are."""
+    names = set((DATA / "bccd" / "ImageSets" / "Main" / f"{split}.txt").read_text().split()[::step])
+    fields = [s for s in scan_dataset(DATA / "bccd") if s.image.stem in names]
+    for sample in fields:
+        sample.label = "normal donor"
+    return fields
+
+
+def zheng_f1(labels: list[str], called: list[str], average: str | None = "macro"):
+    """F1 over the four Zheng classes the classifiers share, on the cells of those classes (its 2 basophils left out)."""
+    shared = [i for i, label in enumerate(labels) if label in ZHENG_CLASSES]
+    return f1_score([labels[i] for i in shared], [called[i] for i in shared], labels=ZHENG_CLASSES, average=average, zero_division=0)
 
 
 def subtype_of(image_name: str, folders: dict[str, str]) -> str:
@@ -120,7 +135,7 @@ def main() -> None:
     # PBC and the all_blasts training fields: the run's out-of-fold predictions
     folders = {p.stem: p.parent.name for p in (DATA / "all_blasts").glob("*/*.jpg")}
     pbc_names = {p.name for p in (DATA / "pbc").glob("*/*.jpg")}
-    oof = read_csv_rows(args.run / "predictions.csv")
+    oof = read_rows(args.run / "predictions.csv")
     pbc = [row for row in oof if row["image"] in pbc_names]
     pbc_classes = sorted({row["label"] for row in pbc})
     truth = np.array([classes.index(row["label"]) for row in pbc])
@@ -161,7 +176,7 @@ def main() -> None:
         "cells_called_blast_in_benign_images": round(float(np.mean([b for b, r in zip(is_blast, cells.rows) if not is_all[r["image"]]])), 4),
     }
     print("all_blasts held out:", results["all_blasts_heldout"])
-    train_cells = [row for row in read_csv_rows(args.run / "cells.csv") if Path(row["image"]).stem in folders]
+    train_cells = [row for row in read_rows(args.run / "cells.csv") if Path(row["image"]).stem in folders]
     forest = fit_forest(
         feature_matrix(train_cells, config.features), np.array([SUBTYPES.index(subtype_of(r["image"], folders)) for r in train_cells]), config.random_forest, 0
     )
@@ -177,31 +192,19 @@ def main() -> None:
     print("all_blasts subtypes, held-out cells:", results["all_blasts_subtypes_heldout"])
 
     # cross-lab: Zheng crops (ground-truth masks, the centre cell) and BCCD test fields (the network)
-    zheng = [s for s in scan_dataset(DATA / "zheng_wbc") if s.label is not None]
-    cells = collect_cells(zheng, None, InstanceRules(), *crops_for(classifier), cell_diameter=classifier.card.cell_diameter)
+    cells = collect_cells(zheng_samples(), None, InstanceRules(), *crops_for(classifier), cell_diameter=classifier.card.cell_diameter)
     called = [classes[i] for i in classifier.proba_of(cells.rows, cells.crops).argmax(axis=1)]
     labels = cells.labels()
-    shared = [i for i, label in enumerate(labels) if label in ZHENG_CLASSES]
     results["zheng_cross_lab"] = {
         "cells": len(labels),
         "counts": dict(Counter(labels)),
-        "macro_f1_4_classes": round(
-            float(f1_score([labels[i] for i in shared], [called[i] for i in shared], labels=ZHENG_CLASSES, average="macro", zero_division=0)), 4
-        ),
-        "per_class_f1": dict(
-            zip(
-                ZHENG_CLASSES,
-                np.round(f1_score([labels[i] for i in shared], [called[i] for i in shared], labels=ZHENG_CLASSES, average=None, zero_division=0), 4).tolist(),
-            )
-        ),
+        "macro_f1_4_classes": round(float(zheng_f1(labels, called)), 4),
+        "per_class_f1": dict(zip(ZHENG_CLASSES, np.round(zheng_f1(labels, called, average=None), 4).tolist())),
         "false_blast_rate": round(float(np.mean([c == BLAST for c in called])), 4),
         "called": {label: dict(Counter(c for c, t in zip(called, labels) if t == label)) for label in sorted(set(labels))},
     }
     print("Zheng cross-lab:", results["zheng_cross_lab"])
-    names = (DATA / "bccd" / "ImageSets" / "Main" / "test.txt").read_text().split()[:: args.bccd_step]
-    bccd = [s for s in scan_dataset(DATA / "bccd") if s.image.stem in set(names)]
-    for sample in bccd:
-        sample.label = "normal donor"
+    bccd = bccd_fields("test", args.bccd_step)
     cells = collect_cells(
         bccd,
         load_segmenter("default", device="cpu"),

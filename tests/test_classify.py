@@ -139,6 +139,9 @@ def test_xyc_centroids_make_blasts_and_unmatched_ones_are_reported(tmp_path):
     # a fixed radius smaller than the 2-3 pixel offset of the listed centroids matches nothing
     strict = collect_cells(samples, ColourSegmenter(), InstanceRules(), 32, 1.25, match_radius=2)
     assert {row["label"] for row in strict.rows} == {"normal"} and len(strict.unmatched) == 3
+    # a recipe's classes rename the labels the centroids give, or leave a class out
+    renamed = collect_cells(samples, ColourSegmenter(), InstanceRules(), 32, 1.25, rename={"blast": "lymphoblast", "normal": None})
+    assert [row["label"] for row in renamed.rows] == ["lymphoblast"] * 2 and len(renamed.groups) == 2
 
 
 def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, monkeypatch):

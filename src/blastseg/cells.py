@@ -163,8 +163,7 @@ def resampled_features(image: np.ndarray, labels: np.ndarray, instances: np.ndar
     """
     answer = {}
     for region in regionprops(instances):
-        y0, x0, y1, x1 = region.bbox
-        top, left, bottom, right = crop_window(region.centroid, round(context * max(y1 - y0, x1 - x0)), instances.shape)
+        top, left, bottom, right = crop_window(region.centroid, cell_window(region.bbox, context), instances.shape)
         factor = diameter / max(region.equivalent_diameter_area, 1.0)
         size = (max(1, round((right - left) * factor)), max(1, round((bottom - top) * factor)))
         smooth = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
@@ -182,6 +181,16 @@ def with_resampled_features(rows: list[dict], image: np.ndarray, labels: np.ndar
     :func:`resampled_features` does; a cell lost in the resampling keeps its own."""
     measured = resampled_features(image, labels, instances, diameter)
     return [{**row, **measured.get(row["cell_id"], {})} for row in rows]
+
+
+def cell_window(bbox: tuple[int, int, int, int], scale: float) -> int:
+    """The side of a square window ``scale`` times a cell's longer bounding-box side (8 at least).
+
+    >>> cell_window((10, 20, 50, 40), 1.25)  # 40 rows by 20 columns
+    50
+    """
+    y0, x0, y1, x1 = bbox
+    return max(8, round(scale * max(y1 - y0, x1 - x0)))
 
 
 def crop_window(centre: tuple[float, float], size: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -211,9 +220,7 @@ def cell_crops(image: np.ndarray, instances: np.ndarray, size: int, scale: float
     """
     crops = {}
     for region in regionprops(instances):
-        y0, x0, y1, x1 = region.bbox
-        window = size if scale is None else max(8, round(scale * max(y1 - y0, x1 - x0)))
-        top, left, bottom, right = crop_window(region.centroid, window, instances.shape)
+        top, left, bottom, right = crop_window(region.centroid, size if scale is None else cell_window(region.bbox, scale), instances.shape)
         crop = image[top:bottom, left:right]
         crops[region.label] = crop if crop.shape[:2] == (size, size) else Resize(width=size, height=size)(crop)
     return crops

@@ -55,11 +55,9 @@ class SegmentConfig(StrictModel):
         >>> SegmentConfig.from_options(method="otsu", params={"open_size": 5}).params
         {'open_size': 5}
         """
-        config = load_config(path, cls) if path else cls()
+        base = load_config(path, cls).model_dump() if path else {}  # without a file, unset keys take the defaults (a method's own target)
         updates = {"method": method, "target": target, "max_pixels": max_pixels}
-        merged = {**config.model_dump(), **{k: v for k, v in updates.items() if v}, "params": {**config.params, **(params or {})}}
-        if path is None and method and not target:
-            merged["target"] = None  # the method's own target
+        merged = {**base, **{k: v for k, v in updates.items() if v}, "params": {**base.get("params", {}), **(params or {})}}
         return validate(cls, merged, str(path or "command line"))
 
     def segmenter(self) -> ClassicalSegmenter:

@@ -53,11 +53,11 @@ def labelled_samples(source: ClassifySource) -> list[Sample]:
         labels = read_label_csv(Path(source.labels_csv))
         for sample in samples:
             sample.label = label_for(sample.image.stem, labels)
-    for sample in samples:
-        sample.label = source.classes.get(sample.label, sample.label) if sample.label is not None else None
-    kept = [s for s in samples if s.label is not None or s.centroids is not None or not source.classes]
+    kept = [s for s in samples if s.label is None or source.classes.get(s.label, s.label) is not None]
     if not kept:
         raise DatasetError(f"{source.path}: every image's class is left out by 'classes'")
+    for sample in kept:
+        sample.label = source.classes.get(sample.label, sample.label) if sample.label is not None else None
     return kept
 
 
@@ -69,8 +69,7 @@ def source_segmenter(source: ClassifySource, device: str) -> Segmenter:
 
 def gather(config: ClassifyConfig, samples_of: list[list[Sample]], on_done: Callable[[Sample], None] | None = None) -> LabelledCells:
     """Find and label the cells of each source's samples (see :mod:`blastseg.training.labelled_cells`);
-    cells labelled by ``.xyc`` centroids are renamed by the source's ``classes`` too (a class renamed
-    to null is left out)."""
+    cells labelled by ``.xyc`` centroids are renamed by the source's ``classes`` too."""
     found = LabelledCells()
     for source, samples in zip(config.data.sources, samples_of):
         segmenter = None
@@ -87,12 +86,9 @@ def gather(config: ClassifyConfig, samples_of: list[list[Sample]], on_done: Call
             on_done=on_done,
             every_cell=source.label_cells == "every",
             cell_diameter=config.cell_diameter if config.model == "random_forest" else None,
+            rename=source.classes,
         )
-        from_centroids = {str(s.image) for s in samples if s.centroids is not None}  # labelled blast/normal here, not yet renamed
-        for row, group in zip(cells.rows, cells.groups):
-            if group in from_centroids:
-                row["label"] = source.classes.get(row["label"], row["label"])
-        found.extend(cells.subset([i for i, row in enumerate(cells.rows) if row["label"] is not None]))
+        found.extend(cells)
     return found
 
 

@@ -80,6 +80,7 @@ def collect_cells(
     on_done: Callable[[Sample], None] | None = None,
     every_cell: bool = False,
     cell_diameter: int | None = None,
+    rename: dict[str, str | None] | None = None,
 ) -> LabelledCells:
     """Segment (or read the masks of) every sample and label its cells as the module says.
 
@@ -88,7 +89,10 @@ def collect_cells(
     Crops are as :func:`blastseg.cells.cell_crops` makes them with ``crop_size`` and ``crop_scale``;
     with ``cell_diameter`` the rows' features are measured at that resolution
     (:func:`blastseg.cells.with_resampled_features`), as a classifier trained so measures them.
+    ``rename`` maps the blast/normal labels that ``.xyc`` centroids give onto the recipe's classes
+    (a class renamed to ``None`` is left out); the samples' own labels come named already.
     """
+    rename = rename or {}
     found = LabelledCells()
     for sample in samples:
         image, labels = sample.load() if use_masks else (read_image(sample.image), None)
@@ -105,7 +109,9 @@ def collect_cells(
             matches = match_centroids(rows, sample.centroids, radius)
             blasts = {cell for cell, _ in matches.pairs}
             for index, row in enumerate(rows):
-                _add(found, sample, row, BLAST if index in blasts else NORMAL, crop_of)
+                label = rename.get(label := BLAST if index in blasts else NORMAL, label)
+                if label is not None:
+                    _add(found, sample, row, label, crop_of)
             found.unmatched += [
                 {"image": sample.image.name, "x": float(sample.centroids[j][0]), "y": float(sample.centroids[j][1])} for j in matches.unmatched_truth
             ]
