@@ -17,12 +17,14 @@ from blastseg.analysis import CellCounts, analyze, analyze_labels, count_cells
 from blastseg.annotations import read_xyc
 from blastseg.batch import BlastReport, PredictOptions, predict_files, segment_files
 from blastseg.cells import FEATURES, cell_rows, resampled_features
+from blastseg.classify.cnn import CnnSpec, CropDataset
 from blastseg.classify.model import CellClassifier, ClassifierCard
 from blastseg.config import load_config
 from blastseg.datasets.layouts import scan_dataset
 from blastseg.errors import BlastsegError, ConfigError
 from blastseg.io import write_png
 from blastseg.postprocess import InstanceRules
+from blastseg.preprocess import Reinhard
 from blastseg.render import class_colours
 from blastseg.segment import Segmentation, create_segmenter
 from blastseg.training.classifier import train_classifier
@@ -109,8 +111,24 @@ def test_files_blastseg_did_not_write_are_refused(tmp_path):
         CellClassifier.load(tmp_path / "d")
 
 
+def test_stain_normalised_crops_look_alike_whatever_the_colour_cast():
+    """Two crops of one cell, the second with its a* and b* shifted (another stain) and darker, are
+    one crop once moved to the target's L*a*b* mean and spread."""
+    crop, _ = synthetic_cell((32, 32), (16, 16), 12, 6, seed=0)
+    lab = cv2.cvtColor(crop.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    cast = np.clip(cv2.cvtColor((lab * [0.9, 1, 1] + [0, -8, 12]).astype(np.float32), cv2.COLOR_LAB2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(cast.astype(int) - crop).mean() > 10
+    target = Reinhard(mean=(70.0, 15.0, 0.0), std=(20.0, 12.0, 20.0))
+    plain, normalised = CropDataset([crop, cast], [0, 0], CnnSpec(input_size=32, stain_target=target)).crops
+    assert np.abs(plain.astype(int) - normalised).mean() < 2
+    out = cv2.cvtColor(plain.astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    np.testing.assert_allclose(out.mean(axis=0), target.mean, atol=1)
+    untouched = CropDataset([cast], [0], CnnSpec(input_size=32)).crops[0]
+    np.testing.assert_array_equal(untouched, cast)
+
+
 def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
-    params = CnnTraining(input_size=16, epochs=1, batch_size=4)
+    params = CnnTraining(input_size=16, epochs=1, batch_size=4, stain_target=Reinhard())
     crops = [synthetic_cell((16, 16), (8, 8), 6, r, seed=i)[0] for i, r in enumerate([5, 2] * 4)]
     net = fit_network(crops, np.array([0, 1] * 4), 2, params, torch.device("cpu"))
     card = ClassifierCard(kind="cnn", classes=["blast", "normal"], cnn=params)
@@ -120,6 +138,7 @@ def test_cnn_round_trip_and_weights_of_another_network_refused(tmp_path):
     after = CellClassifier.load(tmp_path / "cnn", device="cpu").proba_of([{}] * len(crops), crops)
     np.testing.assert_allclose(after, before, atol=1e-6)
     assert after.shape == (8, 2) and np.allclose(after.sum(axis=1), 1)
+    assert CellClassifier.load(tmp_path / "cnn", device="cpu").card.cnn.stain_target == Reinhard()
     three = json.loads((tmp_path / "cnn.json").read_text()) | {"classes": ["a", "b", "c"]}
     (tmp_path / "cnn.json").write_text(json.dumps(three))
     with pytest.raises(BlastsegError, match="another architecture"):
@@ -218,6 +237,9 @@ def test_several_sources_join_one_classifier_with_their_classes_renamed_or_left_
     assert scores.macro_f1 == 1.0 and scores.per_image["images"] == 12 + 6
     card = json.loads((tmp_path / "run" / "classifier.json").read_text())
     assert card["classes"] == ["blast", "normal"] and card["trained_on"] == f"{tmp_path / 'crops'} + {tmp_path / 'fields'}"
+    recipe["data"]["also"][0]["max_cells_per_image"] = 3  # of each field's 4 cells
+    capped = train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "capped")
+    assert capped.counts == {"blast": 6 + 9, "normal": 6 + 9}
     recipe["data"]["also"][0]["classes"] = {"ALL": None, "benign": None}
     with pytest.raises(BlastsegError, match="every image's class is left out by 'classes'"):
         train_classifier(ClassifyConfig.model_validate(recipe), tmp_path / "none")

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from blastseg.artifacts import load_state, read_weights
 from blastseg.config import FilePath, StrictModel
 from blastseg.errors import ConfigError
-from blastseg.preprocess import Normalize, Resize
+from blastseg.preprocess import Normalize, Reinhard, Resize
 from blastseg.tensors import to_tensor
 
 
@@ -31,6 +31,10 @@ class CnnSpec(StrictModel):
     backbone: str | None = Field(default=None, description="a timm model name (random weights); null: the small CNN")
     weights_path: FilePath | None = Field(default=None, description="local timm weights (.safetensors) for the backbone")
     input_size: int = Field(default=64, ge=16, le=1024, description="crops are resized to this square")
+    stain_target: Reinhard | None = Field(
+        default=None,
+        description="Reinhard colour transfer of every crop (training and predict) to this L*a*b* mean and spread, so that one lab's stain cannot stand in for a class; null: crops as they are",
+    )
 
 
 class SmallCnn(nn.Module):
@@ -82,11 +86,15 @@ def load_backbone_weights(net: nn.Module, path: Path) -> None:
 
 
 class CropDataset(Dataset):
-    """Crops (RGB uint8, any square size) resized to ``input_size``, augmented when given a transform."""
+    """Crops (RGB uint8, any square size) resized to ``input_size`` and stain-normalised as
+    ``spec`` says, then augmented when given a transform."""
 
-    def __init__(self, crops: Sequence[np.ndarray], labels: Sequence[int], input_size: int, transform=None):
-        resize = Resize(width=input_size, height=input_size)
-        self.crops = [crop if crop.shape[:2] == (input_size, input_size) else resize(crop) for crop in crops]
+    def __init__(self, crops: Sequence[np.ndarray], labels: Sequence[int], spec: CnnSpec, transform=None):
+        size = spec.input_size
+        resize = Resize(width=size, height=size)
+        self.crops = [crop if crop.shape[:2] == (size, size) else resize(crop) for crop in crops]
+        if spec.stain_target is not None:
+            self.crops = [spec.stain_target(crop) for crop in self.crops]
         self.labels = list(labels)
         self.transform = transform
         self.normalize = Normalize()
@@ -102,9 +110,9 @@ class CropDataset(Dataset):
 
 
 @torch.no_grad()
-def network_proba(net: nn.Module, crops: Sequence[np.ndarray], input_size: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (cells x classes) of ``crops``."""
+def network_proba(net: nn.Module, crops: Sequence[np.ndarray], spec: CnnSpec, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (cells x classes) of ``crops``, fed as ``spec`` says."""
     net.eval()
-    data = CropDataset(crops, [0] * len(crops), input_size)
+    data = CropDataset(crops, [0] * len(crops), spec)
     parts = [torch.softmax(net(images.to(device)), dim=1).cpu() for images, _ in DataLoader(data, batch_size=batch_size)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0))

@@ -87,7 +87,7 @@ class CellClassifier:
             return np.zeros((0, len(self.classes)))
         if self.forest is not None:
             return self.forest.predict_proba(feature_matrix(rows, self.card.features))
-        return network_proba(self.net, crops, self.card.cnn.input_size, self.device)
+        return network_proba(self.net, crops, self.card.cnn, self.device)
 
     def predict_proba(self, image: np.ndarray, labels: np.ndarray, instances: np.ndarray, rows: list[dict]) -> np.ndarray:
         """Probabilities (cells x classes) of the cells ``rows`` describes (in that order), found

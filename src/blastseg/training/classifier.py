@@ -88,7 +88,7 @@ def gather(config: ClassifyConfig, samples_of: list[list[Sample]], on_done: Call
             cell_diameter=config.cell_diameter if config.model == "random_forest" else None,
             rename=source.classes,
         )
-        found.extend(cells)
+        found.extend(cells if source.max_cells_per_image is None else cells.at_most_per_image(source.max_cells_per_image, config.seed))
     return found
 
 

@@ -50,6 +50,11 @@ class ClassifySource(StrictModel):
             " labelled by the patient's diagnosis, such as all_blasts: true of most cells, not all), and cv.json scores the images too"
         ),
     )
+    max_cells_per_image: int | None = Field(
+        default=None,
+        ge=1,
+        description="label_cells every: keep at most this many cells of each image, drawn at random (seeded), so that crowded fields do not outweigh the rest; null: all",
+    )
     instances: InstanceRules = Field(default_factory=InstanceRules)
 
 

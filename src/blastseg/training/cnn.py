@@ -1,7 +1,7 @@
 """Training the cell-crop CNN: its recipe section and the fitting loop.
 
 >>> CnnTraining(input_size=32).spec()
-CnnSpec(backbone=None, weights_path=None, input_size=32)
+CnnSpec(backbone=None, weights_path=None, input_size=32, stain_target=None)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def fit_network(crops: Sequence[np.ndarray], labels: np.ndarray, n_classes: int,
     torch.manual_seed(seed)
     net = build_network(params, n_classes).to(device)
     transform = build_augmentation(params.augment, params.input_size, seed=seed)
-    data = CropDataset(crops, labels.tolist(), params.input_size, transform)
+    data = CropDataset(crops, labels.tolist(), params.spec(), transform)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=params.batch_size, shuffle=True, generator=generator, drop_last=len(data) > params.batch_size)
     counts = np.bincount(labels, minlength=n_classes).astype(np.float32)

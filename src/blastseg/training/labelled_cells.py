@@ -49,6 +49,23 @@ class LabelledCells:
         """The cells at positions ``keep``, with everything that was left out."""
         return LabelledCells([self.rows[i] for i in keep], [self.crops[i] for i in keep], [self.groups[i] for i in keep], self.unmatched, self.skipped)
 
+    def at_most_per_image(self, limit: int, seed: int) -> LabelledCells:
+        """At most ``limit`` cells of each image, drawn at random; the order of the rest is kept.
+
+        >>> cells = LabelledCells([{"i": i} for i in range(5)], [None] * 5, ["a", "a", "a", "b", "b"])
+        >>> cells.at_most_per_image(2, seed=0).groups
+        ['a', 'a', 'b', 'b']
+        """
+        order = np.random.default_rng(seed).permutation(len(self.rows))
+        taken: dict[str, int] = {}
+        keep = []
+        for index in order:
+            group = self.groups[index]
+            if taken.get(group, 0) < limit:
+                taken[group] = taken.get(group, 0) + 1
+                keep.append(index)
+        return self.subset(sorted(keep))
+
     def extend(self, other: LabelledCells) -> None:
         for name in ("rows", "crops", "groups", "unmatched", "skipped"):
             getattr(self, name).extend(getattr(other, name))
