@@ -14,9 +14,10 @@ Reads a run folder of ``blastseg classify train --config configs/blast_classifie
   subtypes, each cell taking its field's class) of a forest with the same features trained on the
   training fields' cells;
 - **cross-lab**: the Zheng crops (two other labs, cells from their ground-truth masks, none ever
-  trained on): macro F1 over neutrophil, lymphocyte, monocyte and eosinophil, and the false-blast
-  rate (normal cells called blast); and BCCD's test fields (a third lab, normal donors; cells found
-  by the bundled network): the classes called and the false-blast rate::
+  trained on): macro F1 over neutrophil, lymphocyte, monocyte and eosinophil, for both and for each
+  lab (Dataset1, Dataset2), and the false-blast rate (normal cells called blast); and BCCD's test
+  fields (a third lab, normal donors; cells found by the bundled network): the classes called and
+  the false-blast rate::
 
     python3 scripts/bench_classify.py --run runs/classifier_v2
 """
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 ZHENG_CLASSES = ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 SUBTYPES = ["benign", "early_pre_b", "pre_b", "pro_b"]
+ZHENG_LABS = ("Dataset1", "Dataset2")  # Jiangxi Tecom (rapid stain), CellaVision
 
 
 def image_calls(image_of: list[str], is_blast: np.ndarray) -> dict[str, float]:
@@ -110,6 +112,12 @@ def zheng_f1(labels: list[str], called: list[str], average: str | None = "macro"
     """F1 over the four Zheng classes the classifiers share, on the cells of those classes (its 2 basophils left out)."""
     shared = [i for i, label in enumerate(labels) if label in ZHENG_CLASSES]
     return f1_score([labels[i] for i in shared], [called[i] for i in shared], labels=ZHENG_CLASSES, average=average, zero_division=0)
+
+
+def of_lab(labels: list[str], called: list[str], groups: list[str], lab: str) -> tuple[list[str], list[str]]:
+    """The labels and calls of the cells whose image lies in the Zheng folder ``lab``."""
+    mine = [i for i, group in enumerate(groups) if Path(group).parent.name == lab]
+    return [labels[i] for i in mine], [called[i] for i in mine]
 
 
 def subtype_of(image_name: str, folders: dict[str, str]) -> str:
@@ -202,6 +210,7 @@ def main() -> None:
         "per_class_f1": dict(zip(ZHENG_CLASSES, np.round(zheng_f1(labels, called, average=None), 4).tolist())),
         "false_blast_rate": round(float(np.mean([c == BLAST for c in called])), 4),
         "called": {label: dict(Counter(c for c, t in zip(called, labels) if t == label)) for label in sorted(set(labels))},
+        "per_lab_macro_f1": {lab: round(float(zheng_f1(*of_lab(labels, called, cells.groups, lab))), 4) for lab in ZHENG_LABS},
     }
     print("Zheng cross-lab:", results["zheng_cross_lab"])
     bccd = bccd_fields("test", args.bccd_step)
