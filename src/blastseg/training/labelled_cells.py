@@ -15,6 +15,7 @@ Cells come from the dataset's own masks where it has them, otherwise from a segm
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,13 +57,11 @@ class LabelledCells:
         >>> cells.at_most_per_image(2, seed=0).groups
         ['a', 'a', 'b', 'b']
         """
-        order = np.random.default_rng(seed).permutation(len(self.rows))
-        taken: dict[str, int] = {}
+        taken: Counter[str] = Counter()
         keep = []
-        for index in order:
-            group = self.groups[index]
-            if taken.get(group, 0) < limit:
-                taken[group] = taken.get(group, 0) + 1
+        for index in np.random.default_rng(seed).permutation(len(self.rows)):
+            taken[self.groups[index]] += 1
+            if taken[self.groups[index]] <= limit:
                 keep.append(index)
         return self.subset(sorted(keep))
 
