@@ -1,10 +1,12 @@
 """Cell instances and the cells table, on synthetic shapes with hand-worked answers."""
 
+import cv2
 import numpy as np
 import pytest
 
 from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
 from blastseg.postprocess import InstanceRules, cell_instances, filter_areas, nucleus_instances, split_by_depth, split_by_size
+from tests.reference import split_by_depth_whole_field
 from tests.synthetic import disc
 
 
@@ -34,6 +36,20 @@ def test_split_depth_is_scale_free_and_keeps_an_oval_whole():
     yy, xx = np.mgrid[:80, :160]
     oval = ((xx - 80) / 60.0) ** 2 + ((yy - 40) / 30.0) ** 2 <= 1
     assert split_by_depth(oval).max() == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 30])
+def test_split_by_depth_box_by_box_equals_the_whole_field_formulation(seed):
+    """Random overlapping discs (touching pairs and chains, objects at the border, objects inside
+    another's box) give the very labels of the whole-image computation. Seed 30 holds pixels
+    equally far from two markers, which a flood box by box would give the other cell."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((160, 220), np.uint8)
+    for _ in range(14):
+        cv2.circle(mask, (int(rng.integers(0, 220)), int(rng.integers(0, 160))), int(rng.integers(3, 26)), 1, -1)
+    for depth in (0.15, 0.3, 0.5):
+        np.testing.assert_array_equal(split_by_depth(mask, depth), split_by_depth_whole_field(mask, depth))
+    assert split_by_depth(np.zeros_like(mask)).max() == 0
 
 
 def pressed_pair(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:
