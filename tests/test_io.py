@@ -23,6 +23,13 @@ def test_rgb_round_trip_every_format(tmp_path, suffix):
     assert np.abs(out.astype(int) - big.astype(int)).max() <= tolerance
 
 
+def test_written_pngs_read_back_exactly(tmp_path):
+    noisy = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    labels = np.random.default_rng(1).integers(0, 3, (37, 53), dtype=np.uint8)
+    np.testing.assert_array_equal(read_image(write_png(tmp_path / "rgb.png", noisy)), noisy)
+    np.testing.assert_array_equal(read_mask(write_png(tmp_path / "mask.png", labels)), labels)
+
+
 def test_grey_becomes_three_equal_channels(tmp_path):
     Image.fromarray(np.array([[0, 100], [200, 255]], np.uint8)).save(tmp_path / "g.png")
     out = read_image(tmp_path / "g.png")
