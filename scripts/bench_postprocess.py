@@ -5,7 +5,9 @@ against the whole-image formulation it replaced (``tests/reference.py``), measur
   mask, which ``stained_cells`` splits), medians of ``--repeats`` calls, and whole
   ``blastseg segment --method kmeans`` processes on that field with either version;
 - sameness: the cell instances of every BCCD test field (bundled network) and of every held-out
-  all_blasts field (magenta segmenter, as the classifier recipe finds them) with either version.
+  all_blasts field (magenta segmenter, as the classifier recipe finds them) with either version;
+- PNG output: the field itself encoded as ``io.write_png`` does (zlib level 1) and at Pillow's
+  default level 6, seconds and bytes.
 
 Writes ``results/bench_postprocess.json``::
 
@@ -15,6 +17,7 @@ Writes ``results/bench_postprocess.json``::
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import statistics
@@ -27,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from bench_classify import DATA, bccd_fields  # scripts/ is on the path when run as a script
 from bench_predict import make_field
@@ -52,6 +56,21 @@ def median_seconds(split: Callable[[np.ndarray], np.ndarray], mask: np.ndarray, 
         split(mask)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def png_encoding(image: np.ndarray, repeats: int) -> dict:
+    """Median seconds and bytes of ``image`` as PNG at zlib level 1 (``io.write_png``) and 6 (Pillow's default)."""
+    answer = {}
+    for level in (6, 1):
+        times, size = [], 0
+        for _ in range(repeats):
+            buffer = io.BytesIO()
+            start = time.perf_counter()
+            Image.fromarray(image).save(buffer, format="PNG", compress_level=level)
+            times.append(time.perf_counter() - start)
+            size = buffer.tell()
+        answer[f"level_{level}"] = {"seconds": round(statistics.median(times), 3), "bytes": size}
+    return answer
 
 
 def segment_process(field: Path, patch: str, repeats: int) -> float:
@@ -97,6 +116,8 @@ def main() -> None:
         results["split_seconds"][name] = {"whole_field": round(whole, 3), "box_by_box": round(boxes, 3), "speed_up": round(whole / boxes, 1)}
         print(f"split_by_depth on the field's {name} mask: whole field {whole:.3f} s, box by box {boxes:.3f} s ({whole / boxes:.1f}x)", flush=True)
 
+    results["png_encoding"] = png_encoding(image, args.repeats)
+    print("PNG encoding of the field:", results["png_encoding"], flush=True)
     whole = segment_process(field, PATCH_TO_WHOLE_FIELD, args.repeats)
     boxes = segment_process(field, "", args.repeats)
     results["segment_kmeans_process_seconds"] = {"whole_field": round(whole, 2), "box_by_box": round(boxes, 2), "speed_up": round(whole / boxes, 2)}

@@ -295,12 +295,6 @@ def test_the_shipped_training_recipes_are_valid(recipe):
     assert config.optim.epochs >= 1 and all(Path(source.path).is_absolute() for source in config.data.train_also)
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.yaml") if "kind: classifier" in p.read_text()))
-def test_the_shipped_classifier_recipes_are_valid(recipe):
-    config = load_config(Path(__file__).parents[1] / "configs" / recipe, ClassifyConfig)
-    assert all(Path(source.path).is_absolute() for source in config.data.sources)  # taken from the recipe's folder
-
-
 def test_recipe_paths_are_taken_from_the_recipe_folder(tmp_path, monkeypatch):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "r.yaml").write_text("data: {path: ../data}\nmodel: {encoder_weights_path: w.safetensors}\n")
@@ -308,9 +302,10 @@ def test_recipe_paths_are_taken_from_the_recipe_folder(tmp_path, monkeypatch):
     config = load_config(tmp_path / "configs" / "r.yaml", TrainConfig)
     assert config.data.path == str(tmp_path / "data")
     assert config.model.encoder_weights_path == str(tmp_path / "configs" / "w.safetensors")
-    (tmp_path / "configs" / "rf.yaml").write_text("kind: classifier\ndata: {path: cells, labels_csv: l.csv}\n")
+    (tmp_path / "configs" / "rf.yaml").write_text("kind: classifier\ndata: {path: cells, labels_csv: l.csv, also: [{path: ../fields}]}\n")
     data = load_config(tmp_path / "configs" / "rf.yaml", ClassifyConfig).data
     assert (data.path, data.labels_csv, data.checkpoint) == (str(tmp_path / "configs" / "cells"), str(tmp_path / "configs" / "l.csv"), "default")
+    assert data.also[0].path == str(tmp_path / "fields")
 
 
 @pytest.mark.parametrize(
