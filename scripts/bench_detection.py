@@ -3,10 +3,11 @@
 Each field goes through ``DeepSegmenter`` (bundled model unless ``--checkpoint``) and the default
 instance post-processing; a detected cell matches a WBC box by IoU >= 0.5 or its centroid inside
 the box (one to one). Reports precision, recall, the mean absolute error of the per-field count,
-and the fields with misses or false alarms. Writes ``results/bench_detection_SPLIT.json``::
+and the fields with misses or false alarms. Writes ``results/bench_detection_SPLIT_ENGINE[_everywhere].json``::
 
     python3 scripts/bench_detection.py --split trainval   # where the post-processing was chosen
     python3 scripts/bench_detection.py --split test
+    python3 scripts/bench_detection.py --split test --engine torch --no-regions   # the network everywhere, in PyTorch
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "bccd")
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--engine", default="auto", help="auto, torch or onnx")
+    parser.add_argument("--no-regions", action="store_true", help="run the network on the whole field, not only around candidate cells")
     parser.add_argument("--min-area", type=int, default=InstanceRules().min_area)
     parser.add_argument("--min-nucleus-area", type=int, default=InstanceRules().min_nucleus_area)
     parser.add_argument("--min-nucleus-fraction", type=float, default=InstanceRules().min_nucleus_fraction)
@@ -40,7 +43,7 @@ def main() -> None:
     parser.add_argument("--split", default=None, help="an ImageSets/Main list (train, val, trainval, test); default: every field")
     args = parser.parse_args()
 
-    segmenter = DeepSegmenter.load(args.checkpoint, device="cpu")
+    segmenter = DeepSegmenter.load(args.checkpoint, engine=args.engine, device="cpu", regions=not args.no_regions)
     instances_config = InstanceRules(
         min_area=args.min_area,
         min_nucleus_area=args.min_nucleus_area,
@@ -57,12 +60,15 @@ def main() -> None:
         "date": date.today().isoformat(),
         "machine": machine,
         "checkpoint": args.checkpoint,
+        "engine": segmenter.engine.name,
+        "regions": segmenter.regions,
         "split": args.split or "all",
         "instances": instances_config.model_dump(),
         **asdict(scores),
         "ms_per_field_mean": 1000 * seconds / max(scores.fields, 1),
     }
-    write_json(ROOT / "results" / f"bench_detection_{result['split']}.json", result)
+    variant = f"_{result['engine']}" + ("" if segmenter.regions else "_everywhere")
+    write_json(ROOT / "results" / f"bench_detection_{result['split']}{variant}.json", result)
     print(
         f"{scores.fields} fields, {scores.tp + scores.fn} WBC boxes: precision {scores.precision:.4f}, "
         f"recall {scores.recall:.4f} (TP {scores.tp}, FP {scores.fp}, FN {scores.fn}), "

@@ -35,11 +35,11 @@ def make_field(bccd: Path, out: Path) -> Path:
     return write_png(out, mosaic(images, 5)[: FIELD_SHAPE[0], : FIELD_SHAPE[1]])
 
 
-def run_once(image: Path | None) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one ``blastseg predict`` process (``None``: a process
-    that only imports blastseg, the floor under every run)."""
+def run_once(image: Path | None, options: tuple[str, ...] = ()) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one ``blastseg predict`` process with ``options``
+    (``None``: a process that only imports blastseg, the floor under every run)."""
     with tempfile.TemporaryDirectory() as out:
-        job = ["-m", "blastseg", "predict", str(image), "--out", out, "--device", "cpu"] if image else ["-c", "import blastseg"]
+        job = ["-m", "blastseg", "predict", str(image), "--out", out, "--device", "cpu", *options] if image else ["-c", "import blastseg"]
         command = [
             sys.executable,
             "-c",

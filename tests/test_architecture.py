@@ -48,6 +48,18 @@ def test_classical_segment_runs_with_torch_unimportable(tmp_path):
     assert (tmp_path / "out" / "cell_mask.png").is_file() and (tmp_path / "out" / "cells.csv").is_file()
 
 
+def test_predict_with_the_bundled_onnx_twin_runs_with_torch_unimportable(tmp_path):
+    from PIL import Image
+
+    from blastseg.artifacts import example_image_path
+
+    Image.open(example_image_path()).crop((0, 0, 320, 240)).save(tmp_path / "field.png")
+    argv = ["blastseg", "predict", str(tmp_path / "field.png"), "--out", str(tmp_path / "out")]
+    result = python(f"import sys; from blastseg.cli import app; sys.argv = {argv!r}; app()", blocked=HEAVY)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "field_mask.png").is_file() and '"engine": "onnx"' in (tmp_path / "out" / "summary.json").read_text()
+
+
 def test_the_blocker_does_block():
     result = python("import torch", blocked=("torch",))
     assert result.returncode == 1 and "torch is blocked" in result.stderr

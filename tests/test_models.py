@@ -11,10 +11,11 @@ from blastseg.errors import BlastsegError
 from blastseg.metrics import dice
 from blastseg.preprocess import Normalize
 from blastseg.segment.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from blastseg.segment.engines import TorchEngine
 from blastseg.segment.heads import OUTPUTS, decode_probabilities, encode_target
 from blastseg.segment.inference import predict_probabilities
 from blastseg.segment.networks import MODELS, ModelSpec, create_model
-from blastseg.tensors import to_tensor
+from blastseg.tensors import to_array, to_tensor
 from blastseg.training.losses import build_loss
 from tests.synthetic import BACKGROUND_RGB, CYTOPLASM_RGB, NUCLEUS_RGB, disc, synthetic_cell
 
@@ -152,21 +153,21 @@ def field_of_cells(shape=(200, 260), centres=((40, 50), (120, 200), (150, 60), (
 
 
 def test_padding_gives_the_shape_back_and_matches_an_unpadded_pass(small_model):
-    image = torch.randn(3, 64, 96)
+    engine, image = TorchEngine(small_model, "cpu"), np.random.default_rng(0).normal(size=(3, 64, 96)).astype(np.float32)
     with torch.no_grad():
-        direct = small_model(image[None]).sigmoid()[0].numpy()
-    np.testing.assert_allclose(predict_probabilities(small_model, image, multiclass=False), direct, atol=1e-6)
-    odd = predict_probabilities(small_model, torch.randn(3, 45, 71), multiclass=False)
+        direct = small_model(torch.from_numpy(image)[None]).sigmoid()[0].numpy()
+    np.testing.assert_allclose(predict_probabilities(engine, image, multiclass=False), direct, atol=1e-6)
+    odd = predict_probabilities(engine, np.zeros((3, 45, 71), np.float32), multiclass=False)
     assert odd.shape == (2, 45, 71) and np.isfinite(odd).all()
-    tiny = predict_probabilities(small_model, torch.randn(3, 1, 5), multiclass=False)
+    tiny = predict_probabilities(engine, np.zeros((3, 1, 5), np.float32), multiclass=False)
     assert tiny.shape == (2, 1, 5)
 
 
 def test_tiling_matches_a_whole_image_pass(small_model):
-    image, labels = field_of_cells()
-    tensor = to_tensor(image, Normalize())
-    whole = predict_probabilities(small_model, tensor, multiclass=False, tile_size=512)
-    tiled = predict_probabilities(small_model, tensor, multiclass=False, tile_size=96, overlap=0.5, batch_size=3)
+    engine, (image, labels) = TorchEngine(small_model, "cpu"), field_of_cells()
+    array = to_array(image, Normalize())
+    whole = predict_probabilities(engine, array, multiclass=False, tile_size=512)
+    tiled = predict_probabilities(engine, array, multiclass=False, tile_size=96, overlap=0.5, batch_size=3)
     assert tiled.shape == whole.shape == (2, 200, 260)
     assert dice(whole[0] > 0.5, labels > 0) > 0.9  # the model found the cells...
     assert np.abs(tiled - whole).mean() < 1e-3  # ...and tiles blend into the same answer
@@ -174,7 +175,7 @@ def test_tiling_matches_a_whole_image_pass(small_model):
 
 
 def test_test_time_augmentation_is_flip_invariant(small_model):
-    image = torch.randn(3, 64, 64)
-    plain = predict_probabilities(small_model, image, multiclass=False, tta=True)
-    flipped = predict_probabilities(small_model, image.flip(2), multiclass=False, tta=True)
+    engine, image = TorchEngine(small_model, "cpu"), np.random.default_rng(1).normal(size=(3, 64, 64)).astype(np.float32)
+    plain = predict_probabilities(engine, image, multiclass=False, tta=True)
+    flipped = predict_probabilities(engine, np.ascontiguousarray(image[:, :, ::-1]), multiclass=False, tta=True)
     np.testing.assert_allclose(plain, flipped[:, :, ::-1], atol=1e-5)

@@ -33,7 +33,7 @@ def dark_pixel_network() -> torch.nn.Module:
 
 def segmenter(red_cell_px: float | None) -> DeepSegmenter:
     card = ModelCard(model=ModelSpec(), output="cell+nucleus", red_cell_px=red_cell_px)
-    return DeepSegmenter(dark_pixel_network(), card, device="cpu")
+    return DeepSegmenter.from_model(dark_pixel_network(), card, "cpu")
 
 
 def test_a_given_scale_sets_the_factor_and_masks_come_back_in_the_image_pixels():

@@ -41,6 +41,7 @@ from blastseg.render import mask_image
 from blastseg.runtime import DeviceName
 from blastseg.scale import Scale, given_scale
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
+from blastseg.segment.engines import EngineName
 from blastseg.segment.recipe import SegmentConfig
 
 if TYPE_CHECKING:
@@ -352,6 +353,8 @@ class PredictOptions(ScaleOptions):
     threshold: float | None = Field(default=None, gt=0, lt=1)
     tta: bool = False
     device: DeviceName = "auto"
+    engine: EngineName = "auto"
+    regions: bool = Field(default=True, description="full resolution only around the cells a half-resolution pass finds")
     tile_size: int = Field(default=512, ge=32, le=8192)
     batch_size: int = Field(default=4, ge=1, le=256)
     instances: InstanceRules = Field(default_factory=InstanceRules)
@@ -375,6 +378,13 @@ def instance_rules(path: str | Path | None = None, **overrides: Any) -> Instance
     return validate(InstanceRules, {**rules.model_dump(), **given}, "instance rules")
 
 
+def load_classifier(name: str, device: str) -> CellClassifier:
+    """The cell classifier ``name`` names (imported here: it loads torch, which a run without one never needs)."""
+    from blastseg.classify.model import CellClassifier
+
+    return CellClassifier.load(name, device=device)
+
+
 def predict_files(
     images: Sequence[str | Path],
     out_dir: str | Path,
@@ -383,15 +393,15 @@ def predict_files(
     on_done: Callable[[Path, str | None], None] | None = None,
 ) -> BatchResult:
     """``blastseg predict``: a trained network (and optionally a cell classifier) over image files."""
-    from blastseg.classify.model import CellClassifier
-
     options, images = options or PredictOptions(), [Path(p) for p in images]
     check_inputs(images, Path(out_dir))  # before the models load
-    classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
+    classifier = load_classifier(options.classifier, options.device) if options.classifier else None
     options.report().check(classifier.classes if classifier else None)  # before the output folder is made
     prepare_folder(out_dir)
     segmenter = load_segmenter(
         options.checkpoint,
+        engine=options.engine,
+        regions=options.regions,
         device=options.device,
         tile_size=options.tile_size,
         batch_size=options.batch_size,

@@ -187,6 +187,18 @@ CheckpointOpt = Annotated[
 ]
 DEFAULT_CHECKPOINT = "default"  # artifacts.DEFAULT, written out so that --help imports no library module
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.", rich_help_panel=HARDWARE)]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="auto (ONNX Runtime on the CPU when the model has an ONNX twin, else PyTorch), torch or onnx.", rich_help_panel=HARDWARE),
+]
+RegionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--regions/--no-regions",
+        help="Run the network at full resolution only around the cells a half-resolution pass finds (--no-regions: everywhere).",
+        rich_help_panel=HARDWARE,
+    ),
+]
 TileOpt = Annotated[int, typer.Option("--tile-size", help="Images larger than this go through overlapping tiles.", rich_help_panel=HARDWARE)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images or tiles per forward pass.", rich_help_panel=HARDWARE)]
 TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over flips (4x slower).", rich_help_panel=MODEL)]
@@ -241,6 +253,8 @@ def predict(
     cell_diameter: CellDiameterOpt = None,
     pixel_size: PixelSizeOpt = None,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "auto",
+    regions: RegionsOpt = True,
     tile_size: TileOpt = 512,
     batch_size: BatchOpt = 4,
 ) -> None:
@@ -257,6 +271,8 @@ def predict(
         "threshold": threshold,
         "tta": tta,
         "device": device,
+        "engine": engine,
+        "regions": regions,
         "tile_size": tile_size,
         "batch_size": batch_size,
         "instances": rules,
@@ -366,6 +382,8 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for per_image.csv and summary.json.", rich_help_panel=OUTPUT)] = Path("blastseg_eval"),
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "auto",
+    regions: RegionsOpt = True,
     tile_size: TileOpt = 512,
     tta: TtaOpt = False,
 ) -> None:
@@ -375,7 +393,7 @@ def evaluate(
     from blastseg.segment.recipe import SegmentConfig
 
     if checkpoint:
-        scored = load_segmenter(checkpoint, device=device, tile_size=tile_size, tta=tta)
+        scored = load_segmenter(checkpoint, engine=engine, regions=regions, device=device, tile_size=tile_size, tta=tta)
     else:
         scored = SegmentConfig.from_options(config, method, target, parse_params(param))
     with progress_bar() as progress:
@@ -392,6 +410,24 @@ def evaluate(
         )
     print_summary(result.summary)
     console.print(f"wrote {out / 'per_image.csv'} and {out / 'summary.json'}")
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
+    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far).", rich_help_panel=OUTPUT)] = "onnx",
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="The file to write (default: NAME.onnx beside the weights).", rich_help_panel=OUTPUT)
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Write a segmentation network's ONNX twin: predict runs it with ONNX Runtime on the CPU."""
+    if fmt != "onnx":
+        raise ConfigError(f"unknown export format {fmt!r}; valid: onnx")
+    from blastseg.segment.export import export_onnx
+
+    console.print(f"wrote {export_onnx(checkpoint, out, overwrite)}")
 
 
 classify_app = typer.Typer(help="Train and cross-validate cell classifiers (random forest or CNN).", no_args_is_help=True)

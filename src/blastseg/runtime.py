@@ -6,6 +6,8 @@ recipe loads without loading torch.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 import re
 from typing import TYPE_CHECKING
@@ -34,6 +36,27 @@ def check_device(name: str) -> str:
 
 
 DeviceName = checked_name(check_device)
+
+
+GPU_DEVICE_FILES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd")  # NVIDIA driver, AMD ROCm
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a broken install counts as absent)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def gpu_present() -> bool:
+    """Whether torch would find a GPU; on a machine without a GPU driver (or without torch) this
+    answers without importing torch, which costs seconds."""
+    if not installed("torch") or not any(os.path.exists(p) for p in GPU_DEVICE_FILES):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def resolve_device(name: str = "auto") -> torch.device:

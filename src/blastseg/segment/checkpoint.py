@@ -2,23 +2,25 @@
 
 A checkpoint is named as :mod:`blastseg.artifacts` says: either file of the pair, their stem, a
 training run folder (its ``best`` pair) or ``default`` (the bundled model). Nothing is unpickled.
+torch is imported by the functions that build or save networks, so reading a card stays light.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field
-from safetensors.torch import save
 
 from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_card, read_weights, write_pair
 from blastseg.config import StrictModel
 from blastseg.preprocess import Normalize
 from blastseg.segment.heads import Output
 from blastseg.segment.networks import ModelSpec, create_model
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "blastseg-segmentation"
 BUNDLED_STEM = "default"
@@ -58,6 +60,8 @@ def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
 
 def save_checkpoint(stem: str | Path, model: torch.nn.Module, card: ModelCard, half: bool = False) -> Path:
     """Write ``stem.safetensors`` (float16 when ``half``) and ``stem.json``, each atomically."""
+    from safetensors.torch import save
+
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return write_pair(stem, save(state, metadata={"format": FORMAT}), card)
 

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from blastseg.artifacts import DEFAULT
 from blastseg.preprocess import Pipeline
-from blastseg.runtime import resolve_device
 from blastseg.scale import Scale, estimate_scale, resized
 from blastseg.segment.base import Segmentation
-from blastseg.segment.checkpoint import ModelCard, load_checkpoint
+from blastseg.segment.checkpoint import ModelCard
+from blastseg.segment.engines import TorchEngine, load_engine
 from blastseg.segment.heads import decode_probabilities, is_multiclass, label_target
-from blastseg.segment.inference import fits_in_one_pass, predict_batch, predict_probabilities
-from blastseg.tensors import to_tensor
+from blastseg.segment.inference import Engine, fits_in_one_pass, predict_batch, predict_probabilities, predict_where_cells_are
+from blastseg.tensors import to_array
+
+if TYPE_CHECKING:
+    import torch
 
 WHITE_TO_RED = 2.2  # a white cell's diameter in red cells: Zheng Dataset2 (155 / 70 pixels)
 MAX_FACTOR = 8.0  # rescaling stays within 1/8x-8x
@@ -58,13 +60,12 @@ def bounded_factor(factor: float, shape: tuple[int, ...]) -> float:
 
 
 class DeepSegmenter:
-    """Wraps a network and its card: preprocessing, normalisation, tiled inference, decoding."""
+    """Wraps a network's engine and its card: preprocessing, normalisation, tiled inference, decoding."""
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        engine: Engine,
         card: ModelCard,
-        device: str = "auto",
         tile_size: int = 512,
         overlap: float = 0.25,
         batch_size: int = 4,
@@ -72,9 +73,9 @@ class DeepSegmenter:
         threshold: float | None = None,
         source: str = "",
         scale: Scale | None = None,
+        regions: bool = True,
     ):
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.engine = engine
         self.card = card
         self.preprocess = Pipeline.from_config(card.preprocess)
         self.normalize = card.normalize
@@ -84,17 +85,26 @@ class DeepSegmenter:
         self.threshold = card.threshold if threshold is None else threshold
         self.source = source
         self.scale = scale  # every image's red-cell size, when the user states it
+        self.regions = regions  # full resolution only where a half-resolution pass finds cells
 
     @classmethod
-    def load(cls, checkpoint: str | Path = DEFAULT, **options) -> DeepSegmenter:
-        """Load a checkpoint (a run folder, a ``.safetensors``/``.json`` file, or ``default``)."""
-        model, card = load_checkpoint(checkpoint)
-        return cls(model, card, source=str(checkpoint), **options)
+    def load(cls, checkpoint: str | Path = DEFAULT, engine: str = "auto", device: str = "auto", **options) -> DeepSegmenter:
+        """Load a checkpoint (a run folder, a ``.safetensors``/``.json`` file, or ``default``) with
+        the engine :func:`~blastseg.segment.engines.load_engine` picks."""
+        runner, card = load_engine(checkpoint, engine, device)
+        return cls(runner, card, source=str(checkpoint), **options)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, card: ModelCard, device: str = "auto", channels_last: bool = True, **options) -> DeepSegmenter:
+        """A PyTorch network in memory (for example the one being trained) as a segmenter."""
+        return cls(TorchEngine(model, device, channels_last), card, **options)
 
     def provenance(self) -> dict[str, Any]:
         """What ``summary.json`` records of this segmenter."""
         return {
             "checkpoint": self.source,
+            "engine": getattr(self.engine, "name", type(self.engine).__name__),
+            "regions": self.regions,
             "model": self.card.model.model_dump(),
             "output": self.card.output,
             "threshold": self.threshold,
@@ -103,11 +113,15 @@ class DeepSegmenter:
             "not_for": self.card.not_for,
         }
 
-    def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(self.preprocess(image), self.normalize, self.card.model.in_channels)
+    def _array(self, image: np.ndarray) -> np.ndarray:
+        return to_array(self.preprocess(image), self.normalize, self.card.model.in_channels)
 
-    def _native_probabilities(self, image: np.ndarray) -> np.ndarray:
-        return predict_probabilities(self.model, self._tensor(image), self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta)
+    def _native_probabilities(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """Probabilities of ``image`` as it is, and the share of it the full-resolution pass covered."""
+        settings = (self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta)
+        if self.regions:
+            return predict_where_cells_are(self.engine, self._array(image), *settings)
+        return predict_probabilities(self.engine, self._array(image), *settings), 1.0
 
     def rescaling(self, image: np.ndarray, scale: Scale | None = None) -> tuple[float, Scale | None]:
         """The factor that brings ``image`` to the network's red-cell size, and the scale it came
@@ -137,13 +151,13 @@ class DeepSegmenter:
         source = None if scale is None else scale.source
         height, width = image.shape[:2]
         if scale is not None and not scale.known:
-            first = self._native_probabilities(image)
+            first, cover = self._native_probabilities(image)
             factor = self._white_cell_factor(first, image.shape)
             if factor is None:
-                return first, self._rescale_info(1.0, "unknown", scale)
+                return first, {**self._rescale_info(1.0, "unknown", scale), "network_cover": cover}
             source = "white cell"
-        probabilities = back_to(self._native_probabilities(resized(image, factor)), height, width)
-        return probabilities, self._rescale_info(factor, source, scale)
+        probabilities, cover = self._native_probabilities(resized(image, factor))
+        return back_to(probabilities, height, width), {**self._rescale_info(factor, source, scale), "network_cover": cover}
 
     @staticmethod
     def _rescale_info(factor: float, source: str | None, scale: Scale | None) -> dict[str, Any]:
@@ -174,7 +188,7 @@ class DeepSegmenter:
         for members in by_shape.values():
             for first in range(0, len(members), self.batch_size):
                 chunk = members[first : first + self.batch_size]
-                probs = predict_batch(self.model, [self._tensor(work) for _, work, _ in chunk], self.multiclass, self.tta)
+                probs = predict_batch(self.engine, [self._array(work) for _, work, _ in chunk], self.multiclass, self.tta)
                 for (index, _, info), p in zip(chunk, probs):
                     results[index] = self._result(back_to(p, *images[index].shape[:2]), info)
         return results

@@ -1,8 +1,10 @@
 """Deep segmentation networks by name, built with segmentation-models-pytorch.
 
 Every network starts from random weights (there is no network access at run time);
-``encoder_weights_path`` loads a local state dict into the encoder.
+``encoder_weights_path`` loads a local state dict into the encoder. segmentation-models-pytorch
+is imported when a network is built, so a card's ``ModelSpec`` is read without torch.
 
+>>> import torch
 >>> spec = ModelSpec(name="unet", encoder="resnet18", depth=3, decoder_channels=[32, 16, 8], classes=2)
 >>> model = create_model(spec)
 >>> tuple(model(torch.zeros(1, 3, 32, 32)).shape)
@@ -12,15 +14,16 @@ Every network starts from random weights (there is no network access at run time
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import segmentation_models_pytorch as smp
-import torch
 from pydantic import Field, model_validator
 
 from blastseg.artifacts import load_state, read_weights
 from blastseg.config import FilePath, StrictModel, validate
 from blastseg.errors import ConfigError, lookup
+
+if TYPE_CHECKING:
+    import torch
 
 # name → (smp architecture, default encoder)
 MODELS: dict[str, tuple[str, str]] = {
@@ -56,6 +59,8 @@ class ModelSpec(StrictModel):
 
 def create_model(spec: ModelSpec | dict[str, Any]) -> torch.nn.Module:
     """Build the network ``spec`` describes, with the encoder weights file loaded if one is named."""
+    import segmentation_models_pytorch as smp
+
     spec = (spec if isinstance(spec, ModelSpec) else validate(ModelSpec, spec, "model")).resolved()
     arch, _ = MODELS[spec.name]
     try:

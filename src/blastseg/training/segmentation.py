@@ -84,7 +84,7 @@ class Session:
 
     @property
     def model(self) -> torch.nn.Module:
-        return self.segmenter.model
+        return self.segmenter.engine.model
 
 
 def annotated_samples(config: TrainConfig) -> list[Sample]:
@@ -187,7 +187,7 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
     if config.init_from:  # fine-tuning; a resumed run's own weights replace these below
         load_weights(model, read_checkpoint(config.init_from)[0], "the recipe's network")
     model = model.to(device)
-    segmenter = DeepSegmenter(model, model_card(config, {}), device=str(device))
+    segmenter = DeepSegmenter.from_model(model, model_card(config, {}), str(device), channels_last=False)
     train_samples = select(samples, split["train"])
     transform = build_augmentation(config.augment, config.data.crop_size)
     factors = [config.data.rescale_factor(s.group) for s in train_samples]

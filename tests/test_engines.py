@@ -1,0 +1,145 @@
+"""The engines that run a network (PyTorch, ONNX Runtime), ONNX twins, and the network run only
+where cells are."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from blastseg.artifacts import bundled
+from blastseg.errors import ConfigError, ModelFileError, OutputExistsError
+from blastseg.segment.checkpoint import ModelCard, save_checkpoint
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.segment.engines import OnnxEngine, TorchEngine, load_engine, onnx_twin, twin_engine, weights_digest
+from blastseg.segment.export import export_onnx
+from blastseg.segment.inference import CONTEXT, predict_probabilities, predict_where_cells_are
+from blastseg.segment.networks import ModelSpec, create_model
+from tests.synthetic import synthetic_field
+
+SMALL = ModelSpec(depth=3, decoder_channels=[32, 16, 8], classes=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small random U-Net saved as a checkpoint, with its ONNX twin."""
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("model") / "small"
+    save_checkpoint(stem, create_model(SMALL), ModelCard(model=SMALL, output="cell+nucleus"))
+    export_onnx(stem)
+    return stem
+
+
+def test_the_onnx_twin_gives_the_torch_probabilities(checkpoint):
+    image = synthetic_field((200, 300), [((60, 80), 30, 14), ((140, 220), 35, 16)])[0]
+    torch_run = DeepSegmenter.load(checkpoint, engine="torch", device="cpu", regions=False)
+    onnx_run = DeepSegmenter.load(checkpoint, engine="onnx", device="cpu", regions=False)
+    assert (torch_run.engine.name, onnx_run.engine.name) == ("torch", "onnx")
+    difference = np.abs(torch_run.probabilities(image) - onnx_run.probabilities(image)).max()
+    assert difference < 1e-4
+    batch = np.random.default_rng(0).normal(size=(5, 3, 64, 96)).astype(np.float32)  # a batch ONNX Runtime runs in parts
+    np.testing.assert_allclose(onnx_run.engine(batch), torch_run.engine(batch), atol=1e-4)
+
+
+def test_auto_runs_the_twin_on_the_cpu_and_torch_without_one(checkpoint, tmp_path):
+    assert isinstance(load_engine(checkpoint, "auto", "cpu")[0], OnnxEngine)
+    assert isinstance(load_engine(checkpoint, "torch", "cpu")[0], TorchEngine)
+    lone = tmp_path / "lone"
+    save_checkpoint(lone, create_model(SMALL), ModelCard(model=SMALL, output="cell+nucleus"))
+    assert isinstance(load_engine(lone, "auto", "cpu")[0], TorchEngine)
+    with pytest.raises(ModelFileError, match="no ONNX twin.*blastseg export"):
+        load_engine(lone, "onnx", "cpu")
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        load_engine(checkpoint, "onnx", "cuda")
+    with pytest.raises(ConfigError, match="valid: auto, torch, onnx"):
+        load_engine(checkpoint, "tensorrt", "cpu")
+
+
+def test_a_twin_made_from_other_weights_or_broken_is_refused(checkpoint, tmp_path):
+    stem = tmp_path / "model"
+    save_checkpoint(stem, create_model(SMALL), ModelCard(model=SMALL, output="cell+nucleus"))
+    onnx_twin(stem.with_suffix(".safetensors")).write_bytes(onnx_twin(checkpoint.with_suffix(".safetensors")).read_bytes())
+    with pytest.raises(ModelFileError, match="made from other weights.*--overwrite"):
+        load_engine(stem, "auto", "cpu")
+    onnx_twin(stem.with_suffix(".safetensors")).write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        load_engine(stem, "onnx", "cpu")
+
+
+def test_export_never_overwrites_unasked(checkpoint):
+    twin = onnx_twin(checkpoint.with_suffix(".safetensors"))
+    before = twin.read_bytes()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        export_onnx(checkpoint)
+    assert twin.read_bytes() == before
+    assert export_onnx(checkpoint, overwrite=True) == twin
+
+
+def test_export_from_the_command_line(checkpoint, tmp_path):
+    from tests.test_cli import invoke
+
+    result = invoke("export", "--checkpoint", checkpoint, "--out", tmp_path / "copy.onnx")
+    assert result.returncode == 0 and OnnxEngine(tmp_path / "copy.onnx").made_from == weights_digest(checkpoint.with_suffix(".safetensors"))
+    result = invoke("export", "--checkpoint", checkpoint, "--format", "tflite")
+    assert result.returncode == 2 and "unknown export format 'tflite'; valid: onnx" in result.stderr
+
+
+def test_the_bundled_twin_was_made_from_the_bundled_weights():
+    weights = bundled("models", "default.safetensors")
+    assert twin_engine(weights).made_from == weights_digest(weights)
+
+
+def dark_pixels(batch: np.ndarray) -> np.ndarray:
+    """An "engine" whose answer depends on each pixel alone: darker than the background is cell
+    (grey level: background 0.88, cytoplasm 0.75, nucleus 0.38)."""
+    logit = -20 * (batch.mean(axis=1, keepdims=True) - 0.8)
+    return np.concatenate([logit, logit], axis=1)
+
+
+class Counting:
+    """Wraps an engine and counts the pixels it is asked to look at."""
+
+    def __init__(self, engine):
+        self.engine, self.pixels = engine, 0
+
+    def __call__(self, batch):
+        self.pixels += batch.shape[0] * batch.shape[2] * batch.shape[3]
+        return self.engine(batch)
+
+
+def normalised(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray((image / 255.0).transpose(2, 0, 1), np.float32)
+
+
+def test_cells_far_apart_are_found_by_looking_only_around_them():
+    cells = [((150, 200), 40, 18), ((700, 900), 45, 20), ((1100, 300), 38, 15)]
+    image, labels = synthetic_field((1200, 1400), cells)
+    everywhere, around = Counting(dark_pixels), Counting(dark_pixels)
+    full = predict_probabilities(everywhere, normalised(image), multiclass=False)
+    fast, share = predict_where_cells_are(around, normalised(image), multiclass=False)
+    assert share < 0.1 and around.pixels < everywhere.pixels / 2  # the half-resolution pass costs a third
+    np.testing.assert_array_equal(fast > 0.5, full > 0.5)
+    np.testing.assert_array_equal((fast[0] > 0.5), labels > 0)
+    # each cell's box holds the cell and CONTEXT pixels more on every side
+    assert (fast[0] > 0).sum() >= sum((2 * (r + CONTEXT)) ** 2 * 0.9 for _, r, _ in cells)
+
+
+def test_a_crowded_field_is_tiled_whole_and_an_empty_one_is_background():
+    centres = [(y, x) for y in range(60, 900, 120) for x in range(60, 900, 120)]
+    image = synthetic_field((900, 900), [(c, 40, 15) for c in centres])[0]
+    probabilities, share = predict_where_cells_are(dark_pixels, normalised(image), multiclass=False)
+    assert share == 1.0
+    np.testing.assert_allclose(probabilities, predict_probabilities(dark_pixels, normalised(image), multiclass=False), atol=1e-6)
+    blank = synthetic_field((900, 900), [])[0]
+    probabilities, share = predict_where_cells_are(dark_pixels, normalised(blank), multiclass=False)
+    assert share == 0.0 and probabilities.max() == 0
+
+
+def test_summary_names_the_engine_that_ran(tmp_path):
+    from blastseg.batch import PredictOptions, predict_files
+    from blastseg.io import write_png
+
+    image = write_png(tmp_path / "field.png", synthetic_field((120, 160), [((60, 80), 30, 14)])[0])
+    predict_files([image], tmp_path / "out", PredictOptions(engine="onnx", device="cpu"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["models"]["segmentation"]["engine"] == "onnx" and summary["models"]["segmentation"]["regions"] is True
