@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    model, _ = load_checkpoint("default")
+    model, _ = load_checkpoint("default")  # a second copy for TorchEngine, which turns its model channels-last in place
     engines = {"eager": eager(model), "torch": TorchEngine(load_checkpoint("default")[0], "cpu"), "onnx": twin_engine(bundled("models", "default.safetensors"))}
     big = make_field(args.data / "bccd", ROOT / "results" / "field_2592x1944.png")
     small = args.data / "bccd" / "JPEGImages" / "BloodImage_00000.jpg"

@@ -116,12 +116,12 @@ class DeepSegmenter:
     def _array(self, image: np.ndarray) -> np.ndarray:
         return to_array(self.preprocess(image), self.normalize, self.card.model.in_channels)
 
-    def _native_probabilities(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Probabilities of ``image`` as it is, and the share of it the full-resolution pass covered."""
+    def _native_probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities of ``image`` as it is (only around its cells with ``regions``)."""
         settings = (self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta)
         if self.regions:
-            return predict_where_cells_are(self.engine, self._array(image), *settings)
-        return predict_probabilities(self.engine, self._array(image), *settings), 1.0
+            return predict_where_cells_are(self.engine, self._array(image), *settings)[0]
+        return predict_probabilities(self.engine, self._array(image), *settings)
 
     def rescaling(self, image: np.ndarray, scale: Scale | None = None) -> tuple[float, Scale | None]:
         """The factor that brings ``image`` to the network's red-cell size, and the scale it came
@@ -151,13 +151,13 @@ class DeepSegmenter:
         source = None if scale is None else scale.source
         height, width = image.shape[:2]
         if scale is not None and not scale.known:
-            first, cover = self._native_probabilities(image)
+            first = self._native_probabilities(image)
             factor = self._white_cell_factor(first, image.shape)
             if factor is None:
-                return first, {**self._rescale_info(1.0, "unknown", scale), "network_cover": cover}
+                return first, self._rescale_info(1.0, "unknown", scale)
             source = "white cell"
-        probabilities, cover = self._native_probabilities(resized(image, factor))
-        return back_to(probabilities, height, width), {**self._rescale_info(factor, source, scale), "network_cover": cover}
+        probabilities = back_to(self._native_probabilities(resized(image, factor)), height, width)
+        return probabilities, self._rescale_info(factor, source, scale)
 
     @staticmethod
     def _rescale_info(factor: float, source: str | None, scale: Scale | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from blastseg.config import checked_name
 from blastseg.errors import ConfigError, ModelFileError, first_line
-from blastseg.runtime import gpu_present, installed
+from blastseg.runtime import gpu_present, installed, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +42,7 @@ def onnx_twin(weights: Path) -> Path:
 
 
 def weights_digest(weights: Path) -> str:
-    """SHA-256 of a weights file (an 8 MB file takes about 10 ms)."""
+    """SHA-256 of a weights file."""
     return hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
@@ -56,8 +56,8 @@ EngineName = checked_name(check_engine)
 
 
 class TorchEngine:
-    """A PyTorch module in inference mode; on the CPU in channels-last layout, which oneDNN
-    convolves about twice as fast as the default layout.
+    """A PyTorch module in inference mode and channels-last layout, which oneDNN convolves faster
+    than the default layout (``scripts/bench_speed.py``: torch against eager).
 
     ``channels_last=False`` leaves the module's layout alone (training validates the network
     its optimiser is still updating)."""
@@ -66,8 +66,6 @@ class TorchEngine:
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", channels_last: bool = True):
         import torch
-
-        from blastseg.runtime import resolve_device
 
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -87,17 +85,16 @@ class OnnxEngine:
     """An ONNX model run by ONNX Runtime's CPU provider.
 
     A batch goes through in parts of at most ``RUN_PIXELS`` pixels (one 512 x 512 tile, four
-    256 x 256 crops): on the CPU a bigger run is no faster per image, while ONNX Runtime keeps
-    the memory of its largest run (four 512 x 512 tiles at once: about 1 GB; one: about 0.3 GB)."""
+    256 x 256 crops): on the CPU a bigger run is hardly faster per image, while ONNX Runtime
+    keeps the memory of its largest run for the rest of the process."""
 
     name = "onnx"
     RUN_PIXELS = 512 * 512
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: one per physical core
         options.log_severity_level = 3  # errors only
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -3,8 +3,7 @@
 The twin holds the network alone (image in, logits out, any batch size and image size);
 preprocessing, tiling and decoding stay in blastseg, so both engines share them. It records the
 SHA-256 of the weights it was made from (:data:`~blastseg.segment.engines.WEIGHTS_KEY`), so a
-twin left beside other weights is refused rather than trusted. Needs torch and onnx (the
-``train`` extra).
+twin left beside other weights is refused rather than trusted. Needs torch and onnx.
 
 >>> export_onnx("runs/unet")  # writes runs/unet/best.onnx  # doctest: +SKIP
 """
@@ -17,7 +16,7 @@ from pathlib import Path
 from blastseg.artifacts import DEFAULT
 from blastseg.folders import refuse_existing
 from blastseg.io import atomic_path
-from blastseg.segment.checkpoint import load_checkpoint, read_checkpoint
+from blastseg.segment.checkpoint import checkpoint_files, load_checkpoint
 from blastseg.segment.engines import WEIGHTS_KEY, onnx_twin, weights_digest
 
 OPSET = 17
@@ -29,7 +28,7 @@ def export_onnx(checkpoint: str | Path = DEFAULT, out: str | Path | None = None,
     import onnx
     import torch
 
-    weights, _ = read_checkpoint(checkpoint)
+    weights, _ = checkpoint_files(checkpoint)
     target = Path(out) if out is not None else onnx_twin(weights)
     refuse_existing([target], overwrite)
     model, card = load_checkpoint(checkpoint)
@@ -44,6 +43,5 @@ def export_onnx(checkpoint: str | Path = DEFAULT, out: str | Path | None = None,
         )  # fmt: skip
         graph = onnx.load(str(tmp))
         graph.metadata_props.add(key=WEIGHTS_KEY, value=weights_digest(weights))
-        graph.metadata_props.add(key="blastseg.model", value=card.describe())
         onnx.save(graph, str(tmp))
     return target

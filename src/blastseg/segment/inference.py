@@ -232,9 +232,6 @@ def predict_where_cells_are(
     cost = sum(network_pixels(bottom - top, right - left, tile_size, overlap) for top, left, bottom, right in boxes)
     if cost >= network_pixels(height, width, tile_size, overlap):
         return predict_probabilities(engine, image, multiclass, *settings), 1.0
-    covered = np.zeros((height, width), bool)
-    for top, left, bottom, right in boxes:
-        covered[top:bottom, left:right] = True
     total = np.zeros((coarse.shape[0], height, width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     for box in boxes:
@@ -242,7 +239,8 @@ def predict_where_cells_are(
         weight = edge_weight(box, (height, width))
         total[:, top:bottom, left:right] += predict_probabilities(engine, image[:, top:bottom, left:right], multiclass, *settings) * weight
         weight_sum[top:bottom, left:right] += weight
-    probabilities = total / np.maximum(weight_sum, 1e-6)
+    covered = weight_sum > 0
+    probabilities = total / np.where(covered, weight_sum, 1)
     if multiclass:
         probabilities[0][~covered] = 1  # background
     return probabilities, float(covered.mean())
