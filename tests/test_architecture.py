@@ -16,7 +16,7 @@ import sys
 class Blocker:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"{{name}} is blocked in this test")
+            raise ModuleNotFoundError(f"{{name}} is blocked in this test", name=name)  # what a package not installed raises
 sys.meta_path.insert(0, Blocker())
 """
 
@@ -54,10 +54,20 @@ def test_predict_with_the_bundled_onnx_twin_runs_with_torch_unimportable(tmp_pat
     from blastseg.artifacts import example_image_path
 
     Image.open(example_image_path()).crop((0, 0, 320, 240)).save(tmp_path / "field.png")
-    argv = ["blastseg", "predict", str(tmp_path / "field.png"), "--out", str(tmp_path / "out")]
+    argv = ["blastseg", "predict", str(tmp_path / "field.png"), "--out", str(tmp_path / "out"), "--classifier", "default"]
     result = python(f"import sys; from blastseg.cli import app; sys.argv = {argv!r}; app()", blocked=HEAVY)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "field_mask.png").is_file() and '"engine": "onnx"' in (tmp_path / "out" / "summary.json").read_text()
+    assert "class,probability" in (tmp_path / "out" / "cells.csv").read_text().splitlines()[0]  # the bundled forest runs in NumPy
+
+
+def test_without_the_training_extra_the_torch_engine_is_one_line_naming_it(tmp_path):
+    from blastseg.artifacts import example_image_path
+
+    argv = ["blastseg", "predict", str(example_image_path()), "--out", str(tmp_path / "out"), "--engine", "torch"]
+    result = python(f"from blastseg.cli import main; main({argv[1:]!r})", blocked=HEAVY)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.endswith("is not installed: training, export and the torch engine need the training extra (pip install 'blastseg[train]')\n")
 
 
 def test_the_blocker_does_block():

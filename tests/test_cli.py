@@ -47,6 +47,7 @@ def test_segment_writes_mask_and_overlay(tmp_path):
         "001_mask.png",
         "001_overlay.png",
         "cells.csv",
+        "images.jsonl",
         "summary.json",
     ]
     rows = (tmp_path / "out" / "cells.csv").read_text().splitlines()
@@ -71,7 +72,7 @@ def test_segment_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path):
     summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert summary["images"] == 1 and [f["image"] for f in summary["failed"]] == ["broken.jpg"]
     missing = invoke("segment", tmp_path / "absent.jpg", "--out", tmp_path / "o3")
-    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'absent.jpg'}: no such file\n"
+    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'absent.jpg'}: no such file or folder\n"
     assert not (tmp_path / "o3").exists()  # refused before the folder is made
 
 

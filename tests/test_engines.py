@@ -2,6 +2,7 @@
 where cells are."""
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -39,6 +40,14 @@ def test_the_onnx_twin_gives_the_torch_probabilities(checkpoint):
     assert difference < 1e-4
     batch = np.random.default_rng(0).normal(size=(5, 3, 64, 96)).astype(np.float32)  # a batch ONNX Runtime runs in parts
     np.testing.assert_allclose(onnx_run.engine(batch), torch_run.engine(batch), atol=1e-4)
+
+
+def test_a_segmenter_sent_to_a_worker_process_runs_the_same_twin(checkpoint):
+    segmenter = DeepSegmenter.load(checkpoint, engine="onnx", device="cpu")
+    copy = pickle.loads(pickle.dumps(segmenter))  # what a batch's --workers get
+    assert copy.engine.path == onnx_twin(checkpoint.with_suffix(".safetensors")) and copy.engine.session is not segmenter.engine.session
+    batch = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_array_equal(copy.engine(batch), segmenter.engine(batch))
 
 
 def test_auto_runs_the_twin_on_the_cpu_and_torch_without_one(checkpoint, tmp_path):

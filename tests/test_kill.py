@@ -35,23 +35,38 @@ def finish(*args) -> float:
     return time.perf_counter() - started
 
 
-def kill_repeatedly(args, within_s: float, seed: int) -> None:
-    """Start ``args`` and SIGKILL it at a random moment until ``KILLS`` runs were killed while
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def kill_repeatedly(args, within_s: float, seed: int, kills: int = KILLS) -> list[int]:
+    """Start ``args`` and SIGKILL it at a random moment until ``kills`` runs were killed while
     still running. A run that ends before its moment is not counted, and later moments are drawn
-    within its length (a resumed run has less left to do)."""
-    rng, killed = random.Random(seed), 0
-    for _ in range(5 * KILLS):
+    within its length (a resumed run has less left to do). Returns the processes the killed runs
+    had started."""
+    rng, killed, orphans = random.Random(seed), 0, []
+    for _ in range(5 * kills):
         process, started = start(*args), time.perf_counter()
         try:
             process.wait(timeout=rng.uniform(0.2, within_s))
             within_s = max(0.5, time.perf_counter() - started)
         except subprocess.TimeoutExpired:
+            orphans += children(process.pid)
             process.kill()
             process.wait()
             killed += 1
-        if killed == KILLS:
-            return
-    pytest.fail(f"only {killed} of {5 * KILLS} runs were still running at their moment")
+        if killed == kills:
+            return orphans
+    pytest.fail(f"only {killed} of {5 * kills} runs were still running at their moment")
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -69,7 +84,7 @@ def test_predict_killed_20_times_ends_with_every_image_once(tmp_path):
         Image.fromarray(image).save(images[-1])
     straight = finish("predict", *images, "--out", tmp_path / "straight")
     kill_repeatedly(["predict", *images, "--out", tmp_path / "out", "--resume"], straight, seed=0)
-    finish("predict", *images, "--out", tmp_path / "out", "--resume")
+    finish("predict", *images, "--out", tmp_path / "out", "--skip-existing")
 
     expected, summary = json.loads((tmp_path / "straight" / "summary.json").read_text()), json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["per_image"] == expected["per_image"] and summary["failed"] == [] and summary["cells"] == expected["cells"] == 90
@@ -81,6 +96,31 @@ def test_predict_killed_20_times_ends_with_every_image_once(tmp_path):
             np.asarray(Image.open(tmp_path / "out" / f"{path.stem}_mask.png")), np.asarray(Image.open(tmp_path / "straight" / f"{path.stem}_mask.png"))
         )
     assert not list((tmp_path / "out").glob(f".*{TEMP_SUFFIX}"))
+
+
+@pytest.mark.slow
+def test_predict_with_two_workers_killed_and_rerun_with_skip_existing_ends_with_every_image_once(tmp_path):
+    data = tmp_path / "in"
+    for i in range(24):
+        image, _ = synthetic_field((200, 300), FIELD_CELLS, seed=i)
+        (data / f"slide{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(data / f"slide{i % 2}" / f"f{i:02d}.png")
+    straight = finish("predict", data, "--out", tmp_path / "straight")
+    args = ["predict", data, "--out", tmp_path / "out", "--workers", "2", "--skip-existing"]
+    orphans = kill_repeatedly(args, straight + 3, seed=1, kills=5)
+    finish(*args)
+
+    assert orphans, "the killed runs had started worker processes"
+    time.sleep(2)
+    assert not [pid for pid in orphans if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["per_image"] == json.loads((tmp_path / "straight" / "summary.json").read_text())["per_image"] and summary["failed"] == []
+    rows = read_csv(tmp_path / "out" / "cells.csv")
+    assert sorted(tuple(r.values()) for r in rows) == sorted(tuple(r.values()) for r in read_csv(tmp_path / "straight" / "cells.csv"))
+    assert sorted(r["image"] for r in rows) == sorted(f"slide{i % 2}/f{i:02d}.png" for i in range(24) for _ in range(3))  # every image's cells, once
+    for i in range(24):
+        name = f"slide{i % 2}/f{i:02d}_mask.png"
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / name)), np.asarray(Image.open(tmp_path / "straight" / name)))
 
 
 @pytest.mark.slow

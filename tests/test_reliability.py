@@ -113,14 +113,14 @@ def test_a_failed_image_is_listed_and_the_rest_are_kept_then_resumed(capsys, tmp
     assert sorted(summary["per_image"]) == ["000.png", "002.png"] and summary["failed"][0]["image"] == "001.png"
     assert [row["image"] for row in csv.DictReader((out / "cells.csv").open())] == ["000.png", "002.png"]
 
-    assert blastseg(capsys, "segment", *paths, "--method", "otsu", "--out", out)[0] == 2  # not without --resume or --overwrite
+    assert blastseg(capsys, "segment", *paths, "--method", "otsu", "--out", out)[0] == 2  # not without --skip-existing or --overwrite
     paths[1].write_bytes(good)
-    code, _, err = blastseg(capsys, "segment", *paths, "--method", "otsu", "--target", "cell", "--out", out, "--resume")
+    code, _, err = blastseg(capsys, "segment", *paths, "--method", "otsu", "--target", "cell", "--out", out, "--skip-existing")
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == [] and summary["images"] == 3 and summary["cells"] == 3
     assert sorted(row["image"] for row in csv.DictReader((out / "cells.csv").open())) == ["000.png", "001.png", "002.png"]
-    other = blastseg(capsys, "segment", *paths, "--method", "otsu", "--target", "nucleus", "--out", out, "--resume")
+    other = blastseg(capsys, "segment", *paths, "--method", "otsu", "--target", "nucleus", "--out", out, "--skip-existing")
     assert_one_line_error(other, "that batch used other models")
 
 
@@ -140,7 +140,7 @@ def test_a_killed_row_and_a_stale_temp_file_are_dropped_on_resume(capsys, tmp_pa
     with (out / "cells.csv").open("a") as handle:  # a kill while 001's rows were appended, before summary.json
         handle.write("001.png,1,48.0")
     (out / f".summary.json.x1y2{TEMP_SUFFIX}").write_text("{")
-    assert blastseg(capsys, "segment", *paths, "--method", "otsu", "--out", out, "--resume")[0] == 0
+    assert blastseg(capsys, "segment", *paths, "--method", "otsu", "--out", out, "--skip-existing")[0] == 0
     assert [row["image"] for row in csv.DictReader((out / "cells.csv").open())] == ["000.png", "001.png"]
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
 

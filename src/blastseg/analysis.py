@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from blastseg.cells import cell_rows
+from blastseg.classify.model import CellClassifier
 from blastseg.io import as_rgb, read_image
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules
@@ -23,9 +23,6 @@ from blastseg.render import class_colours, classified_overlay, overlay
 from blastseg.scale import UNKNOWN, Scale
 from blastseg.segment import Segmenter, load_segmenter
 from blastseg.segment.base import image_cells
-
-if TYPE_CHECKING:
-    from blastseg.classify.model import CellClassifier
 
 
 @dataclass
@@ -137,8 +134,6 @@ def analyze(
     type classifier) or ``None``. For many images, load both once and pass them. ``scale`` (for
     example ``blastseg.given_scale(pixel_size=0.1)``) is estimated from the red cells when not given.
     """
-    from blastseg.classify.model import CellClassifier
-
     name = "image"
     if isinstance(image, np.ndarray):
         image = as_rgb(image)

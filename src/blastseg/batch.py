@@ -1,27 +1,43 @@
-"""The batch runner: image files in, the output files of the design notes out.
+"""The batch runner: image files and folders in, the output files of the design notes out.
 
-For each ``NAME.ext``: ``NAME_mask.png``, ``NAME_overlay.png``, ``NAME_instances.tif`` (when cells
-were found) and, when asked (:class:`BlastReport`), ``NAME.xyc`` with the blast centroids; for the
-whole batch one ``cells.csv`` and ``summary.json`` (cell counts per class and image, blast
-percentage and its interval, the images flagged for blasts, the images that ``failed`` and why,
-and ``models``: what segmented and classified, with its thresholds). ``segment_with_recipe``
-(classical methods) and ``predict_files`` (trained networks) are what the ``segment`` and
-``predict`` commands call; ``segment_files`` runs any segmenter.
+For each image ``NAME.ext`` (found in a folder: ``SUB/NAME.ext``, and its outputs go to ``SUB/``
+of the output folder): ``NAME_mask.png``, ``NAME_overlay.png``, ``NAME_instances.tif`` (when
+cells were found) and, when asked (:class:`BlastReport`), ``NAME.xyc`` with the blast centroids;
+for the whole batch one ``cells.csv``, ``images.jsonl`` (a line per finished image: its counts
+and scale) and ``summary.json`` (cell counts per class and image, blast percentage and its
+interval, the images flagged for blasts, the images that ``failed`` and why, and ``models``: what
+segmented and classified, with its thresholds). ``segment_with_recipe`` (classical methods) and
+``predict_files`` (trained networks) are what the ``segment`` and ``predict`` commands call;
+``segment_files`` runs any segmenter.
 
-A batch keeps what it finished: each image's rows are appended to ``cells.csv`` and
-``summary.json`` is rewritten (atomically) as soon as the image is done, an image that fails is
-listed and the others go on, and ``resume`` carries on after a kill: images that
-``summary.json`` lists as done are skipped and ``cells.csv`` keeps exactly their rows.
+A batch keeps what it finished: as each image is done its rows are appended to ``cells.csv`` and
+its line to ``images.jsonl``, both flushed to disk; ``summary.json`` is rewritten (atomically)
+every few seconds and at the end. An image that fails is listed and the others go on. With
+``skip_existing`` a batch carries on after a kill: the images ``images.jsonl`` lists whose
+outputs are still there are skipped, and ``cells.csv`` keeps exactly their rows.
+
+``workers`` processes can share the work: each loads the models once, takes a few images at a
+time from a bounded queue (memory stays flat however many files there are), and writes their
+outputs; rows then arrive in the order images finish.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -30,25 +46,25 @@ from blastseg.analysis import Analysis, CellCounts, analyze_labels, total_counts
 from blastseg.annotations import xyc_text
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
+from blastseg.classify.model import CellClassifier
 from blastseg.config import StrictModel, load_config, validate
-from blastseg.errors import ConfigError, ImageReadError, OutputExistsError, describe_error
-from blastseg.folders import prepare_folder, refuse_existing
-from blastseg.io import MAX_PIXELS, append_csv, read_image, write_bytes, write_csv, write_json, write_png, write_tiff
+from blastseg.errors import ConfigError, ImageReadError, OutputError, OutputExistsError, describe_error
+from blastseg.folders import ImageInput, find_images, prepare_folder, refuse_existing
+from blastseg.io import MAX_PIXELS, append_csv, append_jsonl, read_image, write_bytes, write_csv, write_json, write_png, write_tiff
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
 from blastseg.render import mask_image
-from blastseg.runtime import DeviceName
+from blastseg.runtime import DeviceName, cpu_count, share_threads
 from blastseg.scale import Scale, given_scale
 from blastseg.segment import Segmentation, Segmenter, load_segmenter
 from blastseg.segment.engines import EngineName
 from blastseg.segment.recipe import SegmentConfig
 
-if TYPE_CHECKING:
-    from blastseg.classify.model import CellClassifier
-
 CELLS_CSV = "cells.csv"
 SUMMARY_JSON = "summary.json"
+JOURNAL = "images.jsonl"
+SUMMARY_EVERY_S = 5.0  # summary.json is rewritten at most this often while a batch runs
 CLASS_COLUMNS = ("class", "probability")
 
 
@@ -93,43 +109,45 @@ class BlastReport:
         return counts.blast_percent >= self.alert_percent
 
 
-def output_paths(image: Path, out_dir: Path, xyc: bool = False) -> dict[str, Path]:
-    stem = image.stem
+def output_paths(image: ImageInput, out_dir: Path, xyc: bool = False) -> dict[str, Path]:
+    """Where an image's outputs go: its name's folders under ``out_dir``, then ``STEM_mask.png`` and so on."""
+    base = out_dir / image.stem
     paths = {
-        "mask": out_dir / f"{stem}_mask.png",
-        "overlay": out_dir / f"{stem}_overlay.png",
-        "instances": out_dir / f"{stem}_instances.tif",
+        "mask": base.with_name(f"{base.name}_mask.png"),
+        "overlay": base.with_name(f"{base.name}_overlay.png"),
+        "instances": base.with_name(f"{base.name}_instances.tif"),
     }
-    return {**paths, "xyc": out_dir / f"{stem}.xyc"} if xyc else paths
+    return {**paths, "xyc": base.with_name(f"{base.name}.xyc")} if xyc else paths
 
 
 @dataclass
 class OutputRules:
     """What a batch may do to its output folder: replace blastseg's files of an earlier run
-    (``overwrite``), carry on an interrupted one (``resume``), or stop at the first failed image
-    (``fail_fast``)."""
+    (``overwrite``), carry on an interrupted one, skipping the images it finished
+    (``skip_existing``), or stop at the first failed image (``fail_fast``)."""
 
     overwrite: bool = False
-    resume: bool = False
+    skip_existing: bool = False
     fail_fast: bool = False
 
 
-def check_inputs(images: Sequence[Path], out_dir: Path) -> None:
+def check_inputs(images: Sequence[ImageInput]) -> None:
     """Every input is a file, and no two write the same output names; checked before any work."""
     if not images:
         raise ImageReadError("no image files given")
     stems: dict[str, Path] = {}
-    for path in images:
-        if not path.is_file():
-            raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-        if path.stem in stems:
-            raise OutputExistsError(f"{path} and {stems[path.stem]} would write the same output names")
-        stems[path.stem] = path
+    for image in images:
+        if not image.path.is_file():
+            raise ImageReadError(f"{image.path}: no such file" if not image.path.exists() else f"{image.path}: not a file")
+        if str(image.stem) in stems:
+            raise OutputExistsError(f"{image.path} and {stems[str(image.stem)]} would write the same output names")
+        stems[str(image.stem)] = image.path
 
 
 def write_image_outputs(paths: dict[str, Path], analysis: Analysis, target: str) -> dict[str, Path]:
     """The mask, the overlay, the instance TIFF when there are cells, and the blast centroids when
     ``paths`` names an ``xyc`` file (empty without blasts); returns what was written."""
+    paths["mask"].parent.mkdir(parents=True, exist_ok=True)
     write_png(paths["mask"], mask_image(analysis.labels, target))
     write_png(paths["overlay"], analysis.overlay())
     if "xyc" in paths:
@@ -142,43 +160,71 @@ def write_image_outputs(paths: dict[str, Path], analysis: Analysis, target: str)
     return paths
 
 
+def outputs_present(paths: dict[str, Path]) -> bool:
+    """Whether an image's mask and overlay are there (what ``skip_existing`` asks of a finished image)."""
+    return paths["mask"].is_file() and paths["overlay"].is_file()
+
+
+@dataclass
+class ImageOutcome:
+    """What became of one image: the files written, its ``rows`` for ``cells.csv`` and its
+    ``record`` for ``summary.json``, or the one-line ``reason`` it failed."""
+
+    image: ImageInput
+    written: dict[str, Path] = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def image_record(counts: CellCounts, scale: Scale, rescale: dict | None = None, blast_alert: bool | None = None) -> dict[str, Any]:
+    """What ``summary.json`` keeps of one image: its counts, its scale, how the network rescaled it
+    (if it did) and whether its blasts reach the alert (if one was set)."""
+    extras = {"network_rescale": rescale, "blast_alert": blast_alert}
+    return {**asdict(counts), "scale": scale.as_dict(), **{k: v for k, v in extras.items() if v is not None}}
+
+
 class BatchLedger:
-    """``cells.csv`` and ``summary.json`` of a batch, kept up to date image by image."""
+    """``cells.csv``, ``images.jsonl`` and ``summary.json`` of a batch, kept up to date image by image."""
 
     def __init__(self, out_dir: Path, columns: Sequence[str], header: dict[str, Any], classes: Sequence[str] | None):
         self.out_dir, self.columns, self.classes = out_dir, list(columns), classes
         self.header = json.loads(json.dumps(header, default=str))  # as summary.json holds it, to compare on resume
         self.per_image: dict[str, dict] = {}
         self.failed: list[dict[str, str]] = []
+        self.saved_at = 0.0
 
     @property
     def cells_csv(self) -> Path:
         return self.out_dir / CELLS_CSV
 
-    def start(self, rules: OutputRules) -> None:
-        """A fresh ledger, or (``resume``) the finished images of the last run and exactly their rows."""
+    @property
+    def journal(self) -> Path:
+        return self.out_dir / JOURNAL
+
+    def start(self, rules: OutputRules, still_there: Callable[[str], bool] = lambda name: True) -> None:
+        """A fresh ledger, or (``skip_existing``) the images the last run finished whose outputs are
+        ``still_there``, and exactly their rows."""
         summary_path = self.out_dir / SUMMARY_JSON
-        if rules.resume and summary_path.is_file():
+        if rules.skip_existing and summary_path.is_file():
             saved = read_summary(summary_path)
             for key in ("models", "instances"):
                 if saved.get(key) != self.header[key]:
-                    raise OutputExistsError(f"{summary_path}: that batch used other {key}; resume it with the same ones, or pass --overwrite")
-            self.per_image = saved["per_image"]
-            kept = [row for row in read_rows(self.cells_csv) if row.get("image") in self.per_image]
-            write_csv(self.cells_csv, kept, self.columns)
-        else:
-            write_csv(self.cells_csv, [], self.columns)
-        self.save()
+                    raise OutputExistsError(f"{summary_path}: that batch used other {key}; carry it on with the same ones, or pass --overwrite")
+            self.per_image = {name: record for name, record in read_journal(self.journal).items() if still_there(name)}
+        kept = [row for row in read_rows(self.cells_csv) if row.get("image") in self.per_image]
+        write_csv(self.cells_csv, kept, self.columns)
+        write_bytes(self.journal, "".join(journal_line(name, record) for name, record in self.per_image.items()).encode())
+        self.save(force=True)
 
     def done(self, name: str) -> bool:
         return name in self.per_image
 
-    def add(self, name: str, rows: list[dict], counts: CellCounts, scale: Scale, rescale: dict | None = None, blast_alert: bool | None = None) -> None:
-        """Record one finished image: its rows, counts, scale, how the network rescaled it (if it
-        did) and whether its blasts reach the alert (if one was set)."""
+    def add(self, name: str, rows: list[dict], record: dict[str, Any]) -> None:
+        """Record one finished image: its rows, then its journal line (which marks it done)."""
         append_csv(self.cells_csv, rows, self.columns)
-        extras = {"network_rescale": rescale, "blast_alert": blast_alert}
-        self.per_image[name] = {**asdict(counts), "scale": scale.as_dict(), **{k: v for k, v in extras.items() if v is not None}}
+        append_jsonl(self.journal, journal_line(name, record))
+        self.per_image[name] = record
         self.save()
 
     def fail(self, name: str, reason: str) -> None:
@@ -190,8 +236,30 @@ class BatchLedger:
         alerts = {"blast_alert_images": [name for name, part in self.per_image.items() if part.get("blast_alert")]} if "blast_alert" in self.header else {}
         return {"images": len(self.per_image), **asdict(counts), **alerts, "per_image": self.per_image, "failed": self.failed, **self.header}
 
-    def save(self) -> None:
-        write_json(self.out_dir / SUMMARY_JSON, self.summary())
+    def save(self, force: bool = False) -> None:
+        """Rewrite ``summary.json``: when ``force``d, else at most every ``SUMMARY_EVERY_S`` seconds."""
+        if force or time.monotonic() - self.saved_at >= SUMMARY_EVERY_S:
+            write_json(self.out_dir / SUMMARY_JSON, self.summary())
+            self.saved_at = time.monotonic()
+
+
+def journal_line(name: str, record: dict[str, Any]) -> str:
+    return json.dumps({"image": name, **record}, default=str) + "\n"
+
+
+def read_journal(path: Path) -> dict[str, dict]:
+    """The images ``images.jsonl`` lists as finished, each with its record (a line cut short by a kill is dropped)."""
+    if not path.is_file():
+        return {}
+    finished = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("image"), str):
+            finished[record.pop("image")] = record
+    return finished
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -214,27 +282,116 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def segment_chunk(
-    paths: Sequence[Path], segmenter: Segmenter, preprocess: Pipeline, max_pixels: int
-) -> list[tuple[Path, np.ndarray | None, Segmentation | Exception]]:
-    """Read ``paths`` and segment them in one ``segment_many`` call: each path with its image and
+    images: Sequence[ImageInput], segmenter: Segmenter, preprocess: Pipeline, max_pixels: int
+) -> list[tuple[ImageInput, np.ndarray | None, Segmentation | Exception]]:
+    """Read ``images`` and segment them in one ``segment_many`` call: each with its pixels and
     its segmentation, or with the error that stopped it (the others go on)."""
-    images: dict[Path, np.ndarray] = {}
-    errors: dict[Path, Exception] = {}
-    for path in paths:
+    pixels: dict[ImageInput, np.ndarray] = {}
+    errors: dict[ImageInput, Exception] = {}
+    for image in images:
         try:
-            images[path] = read_image(path, max_pixels)
+            pixels[image] = read_image(image.path, max_pixels)
         except Exception as error:
-            errors[path] = error
-    answers: dict[Path, Segmentation | Exception] = {}
+            errors[image] = error
+    answers: dict[ImageInput, Segmentation | Exception] = {}
     try:
-        answers = dict(zip(images, segmenter.segment_many([preprocess(image) for image in images.values()]))) if images else {}
+        answers = dict(zip(pixels, segmenter.segment_many([preprocess(array) for array in pixels.values()]))) if pixels else {}
     except Exception as error:  # the whole chunk failed together (out of memory, say)
-        answers = dict.fromkeys(images, error)
-    return [(path, images.get(path), errors.get(path) or answers[path]) for path in paths]
+        answers = dict.fromkeys(pixels, error)
+    return [(image, pixels.get(image), errors.get(image) or answers[image]) for image in images]
+
+
+@dataclass
+class BatchJob:
+    """Everything that turns image files into their outputs: what each worker process gets (pickled)."""
+
+    segmenter: Segmenter
+    out_dir: Path
+    preprocess: Pipeline = field(default_factory=Pipeline)
+    rules: InstanceRules = field(default_factory=InstanceRules)
+    classifier: CellClassifier | None = None
+    scale: Scale | None = None
+    report: BlastReport = field(default_factory=BlastReport)
+    max_pixels: int = MAX_PIXELS
+    fail_fast: bool = False
+
+    def run(self, images: Sequence[ImageInput]) -> list[ImageOutcome]:
+        """Segment, analyse and write a few images (one ``segment_many`` call); with
+        ``fail_fast``, none after the first that fails."""
+        outcomes = []
+        for image, pixels, answer in segment_chunk(images, self.segmenter, self.preprocess, self.max_pixels):
+            try:
+                if isinstance(answer, Exception):
+                    raise answer
+                scale = self.scale or answer.scale_of(pixels)
+                analysis = analyze_labels(image.name, pixels, answer.labels, answer.instances, self.classifier, self.rules, scale)
+                written = write_image_outputs(output_paths(image, self.out_dir, self.report.xyc), analysis, self.segmenter.target)
+                counts = analysis.summary()
+                record = image_record(counts, scale, answer.info.get("rescale"), self.report.flagged(counts))
+                outcomes.append(ImageOutcome(image, written, analysis.cells, record))
+            except Exception as error:  # this image failed: say why and go on with the others
+                outcomes.append(ImageOutcome(image, reason=describe_error(error)))
+                if self.fail_fast:
+                    break
+        return outcomes
+
+
+_worker_job: BatchJob | None = None  # the job of a worker process, loaded once by start_worker
+
+
+def exit_when_orphaned(parent: int) -> None:
+    """End this worker once the process that started it is gone (killed, say): nothing else would."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def start_worker(parent: int, job: bytes, threads: int) -> None:
+    """Set up a worker process: a watch on its ``parent`` (gone already if it was killed while
+    this one started), its share of the CPU threads, then its (pickled) job. Ctrl-C is left to
+    the main process, which stops handing out images and waits for the ones in progress."""
+    global _worker_job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=exit_when_orphaned, args=(parent,), daemon=True).start()
+    share_threads(threads)  # before ONNX Runtime's session is made
+    _worker_job = pickle.loads(job)
+    share_threads(threads)  # and again for torch, which loading a torch engine may just have imported
+
+
+def run_in_worker(images: Sequence[ImageInput]) -> list[ImageOutcome]:
+    assert _worker_job is not None, "start_worker runs first"
+    return _worker_job.run(images)
+
+
+def run_batch(job: BatchJob, chunks: Sequence[Sequence[ImageInput]], workers: int = 1) -> Iterator[list[ImageOutcome]]:
+    """The outcomes of each chunk as it finishes: here, or in ``workers`` processes that each
+    load the job once and share the CPU threads, with at most two chunks per worker queued."""
+    if workers <= 1:
+        yield from map(job.run, chunks)
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process whose thread pools are running
+    threads = max(1, cpu_count() // workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(os.getpid(), pickle.dumps(job), threads)) as pool:
+        queue, pending = iter(chunks), set[Future]()
+        try:
+            while True:
+                while len(pending) < 2 * workers and (chunk := next(queue, None)) is not None:
+                    pending.add(pool.submit(run_in_worker, chunk))
+                if not pending:
+                    return
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        raise OutputError("a worker process died (out of memory?); the images it finished are kept: rerun with --skip-existing") from None
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def segment_files(
-    images: Sequence[str | Path],
+    images: Sequence[str | Path | ImageInput],
     segmenter: Segmenter,
     out_dir: str | Path,
     preprocess: Pipeline | None = None,
@@ -247,8 +404,10 @@ def segment_files(
     max_pixels: int = MAX_PIXELS,
     scale: Scale | None = None,
     report: BlastReport | None = None,
+    workers: int = 1,
 ) -> BatchResult:
-    """Segment each image file and write its outputs into ``out_dir`` (module docstring).
+    """Segment each image file (folders: each image in them, see
+    :func:`~blastseg.folders.find_images`) and write its outputs into ``out_dir`` (module docstring).
 
     Cells come from the label map as ``rules`` say (see :class:`InstanceRules`), unless the
     segmenter separates objects itself; with a ``classifier`` (a
@@ -261,16 +420,18 @@ def segment_files(
     diameter in pixels, pixel size in micrometres, and its source) is ``scale`` when given, else
     estimated from its red cells (:mod:`blastseg.scale`); ``summary.json`` records it per image and
     ``cells.csv`` gives sizes in micrometres wherever it is known. ``report`` asks for the blast
-    centroid files and the blast alert (:class:`BlastReport`).
+    centroid files and the blast alert (:class:`BlastReport`). ``workers`` > 1 shares the images
+    among that many processes, each with a copy of the segmenter and classifier.
     """
-    out_dir, images, output = Path(out_dir), [Path(p) for p in images], output or OutputRules()
+    out_dir, output = Path(out_dir), output or OutputRules()
+    inputs = find_images(images, exclude=out_dir)
     preprocess, rules, report = preprocess or Pipeline(), rules or InstanceRules(), report or BlastReport()
-    check_inputs(images, out_dir)
+    check_inputs(inputs)
     report.check(classifier.classes if classifier else None)
     prepare_folder(out_dir)
-    if not output.resume:
-        shared = [out_dir / CELLS_CSV, out_dir / SUMMARY_JSON]
-        refuse_existing([*shared, *(p for image in images for p in output_paths(image, out_dir, report.xyc).values())], output.overwrite)
+    if not output.skip_existing:
+        shared = [out_dir / CELLS_CSV, out_dir / JOURNAL, out_dir / SUMMARY_JSON]
+        refuse_existing([*shared, *(p for image in inputs for p in output_paths(image, out_dir, report.xyc).values())], output.overwrite)
     models = {"segmentation": provenance or {}}
     if classifier is not None:
         models["classifier"] = classifier.provenance()
@@ -279,42 +440,38 @@ def segment_files(
     if report.alert_percent is not None:
         header["blast_alert"] = {"percent": report.alert_percent}
     ledger = BatchLedger(out_dir, columns, header, classifier.classes if classifier else None)
-    ledger.start(output)
+    by_name = {image.name: image for image in inputs}
+    ledger.start(output, lambda name: name in by_name and outputs_present(output_paths(by_name[name], out_dir)))
     result = BatchResult(out_dir)
-    todo = [path for path in images if not ledger.done(path.name)]
-    for first in range(0, len(todo), batch_size):
-        for path, image, answer in segment_chunk(todo[first : first + batch_size], segmenter, preprocess, max_pixels):
-            reason = describe_error(answer) if isinstance(answer, Exception) else None
-            if reason is None:
-                try:
-                    image_scale = scale or answer.scale_of(image)
-                    analysis = analyze_labels(path.name, image, answer.labels, answer.instances, classifier, rules, image_scale)
-                    paths = write_image_outputs(output_paths(path, out_dir, report.xyc), analysis, segmenter.target)
-                    counts = analysis.summary()
-                    ledger.add(path.name, analysis.cells, counts, image_scale, answer.info.get("rescale"), report.flagged(counts))
-                    result.written.append(paths)
-                except Exception as error:  # this image failed: say why and go on with the others
-                    reason = describe_error(error)
-            if reason is not None:
-                ledger.fail(path.name, reason)
+    todo = [image for image in inputs if not ledger.done(image.name)]
+    chunks = [todo[first : first + batch_size] for first in range(0, len(todo), batch_size)]
+    job = BatchJob(segmenter, out_dir, preprocess, rules, classifier, scale, report, max_pixels, output.fail_fast)
+    with closing(run_batch(job, chunks, workers)) as finished:
+        for outcome in (outcome for outcomes in finished for outcome in outcomes):
+            if outcome.reason is None:
+                ledger.add(outcome.image.name, outcome.rows, outcome.record)
+                result.written.append(outcome.written)
+            else:
+                ledger.fail(outcome.image.name, outcome.reason)
             if on_done:
-                on_done(path, reason)
-            if reason is not None and output.fail_fast:
-                result.summary = ledger.summary()
-                return result
+                on_done(outcome.image.path, outcome.reason)
+            if outcome.reason is not None and output.fail_fast:
+                break
+    ledger.save(force=True)
     result.summary = ledger.summary()
     return result
 
 
 def segment_with_recipe(
-    images: Sequence[str | Path],
+    images: Sequence[str | Path | ImageInput],
     config: SegmentConfig,
     out_dir: str | Path,
     output: OutputRules | None = None,
     on_done: Callable[[Path, str | None], None] | None = None,
     scale: Scale | None = None,
+    workers: int = 1,
 ) -> BatchResult:
-    """``blastseg segment``: a classical recipe over image files (``scale`` as in :func:`segment_files`)."""
+    """``blastseg segment``: a classical recipe over image files and folders (``scale`` and ``workers`` as in :func:`segment_files`)."""
     return segment_files(
         images,
         config.segmenter(),
@@ -326,6 +483,7 @@ def segment_with_recipe(
         provenance=config.provenance(),
         max_pixels=config.max_pixels,
         scale=scale,
+        workers=workers,
     )
 
 
@@ -378,24 +536,19 @@ def instance_rules(path: str | Path | None = None, **overrides: Any) -> Instance
     return validate(InstanceRules, {**rules.model_dump(), **given}, "instance rules")
 
 
-def load_classifier(name: str, device: str) -> CellClassifier:
-    """The cell classifier ``name`` names (imported here: it loads torch, which a run without one never needs)."""
-    from blastseg.classify.model import CellClassifier
-
-    return CellClassifier.load(name, device=device)
-
-
 def predict_files(
-    images: Sequence[str | Path],
+    images: Sequence[str | Path | ImageInput],
     out_dir: str | Path,
     options: PredictOptions | None = None,
     output: OutputRules | None = None,
     on_done: Callable[[Path, str | None], None] | None = None,
+    workers: int = 1,
 ) -> BatchResult:
-    """``blastseg predict``: a trained network (and optionally a cell classifier) over image files."""
-    options, images = options or PredictOptions(), [Path(p) for p in images]
-    check_inputs(images, Path(out_dir))  # before the models load
-    classifier = load_classifier(options.classifier, options.device) if options.classifier else None
+    """``blastseg predict``: a trained network (and optionally a cell classifier) over image files
+    and folders, in ``workers`` processes (see :func:`segment_files`)."""
+    options, images = options or PredictOptions(), find_images(images, exclude=out_dir)
+    check_inputs(images)  # before the models load
+    classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
     options.report().check(classifier.classes if classifier else None)  # before the output folder is made
     prepare_folder(out_dir)
     segmenter = load_segmenter(
@@ -422,4 +575,5 @@ def predict_files(
         max_pixels=options.max_pixels,
         scale=options.scale(),
         report=options.report(),
+        workers=workers,
     )

@@ -15,11 +15,12 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from blastseg import __version__
-from blastseg.errors import BlastsegError, ConfigError, describe_error
+from blastseg.errors import BlastsegError, ConfigError, describe_error, missing_extra
 
 app = typer.Typer(help="Find, outline and measure white blood cells in blood smear images.", no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)
@@ -47,7 +48,7 @@ def friendly_errors(command):
             if debugging():
                 raise
             print(f"error: {describe_error(error)}", file=sys.stderr)
-            expected = isinstance(error, (BlastsegError, OSError, MemoryError))
+            expected = isinstance(error, (BlastsegError, OSError, MemoryError)) or missing_extra(error)
             raise typer.Exit(USER_ERROR if expected else INTERNAL_ERROR) from None
 
     return wrapper
@@ -101,11 +102,23 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def progress_bar() -> Progress:
+class RateColumn(ProgressColumn):
+    """Items per second over the last half minute (``images/s``, say)."""
+
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.2f} {self.unit}/s" if task.speed else "")
+
+
+def progress_bar(unit: str = "images") -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(unit),
         TimeRemainingColumn(),
         console=console,
         transient=True,
@@ -118,7 +131,20 @@ MethodOpt = Annotated[Optional[str], typer.Option("--method", "-m", help="otsu, 
 TargetOpt = Annotated[Optional[str], typer.Option("--target", "-t", help="nucleus, cell or multiclass.", rich_help_panel=METHOD)]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable).", rich_help_panel=METHOD)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the files blastseg wrote there before (never others).", rich_help_panel=OUTPUT)]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Carry on an interrupted batch in --out: finished images are kept.", rich_help_panel=OUTPUT)]
+SkipExistingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing",
+        "--resume",
+        help="Carry on a batch in --out (after a kill, say): the images it finished are skipped, the rest are added.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+GlobOpt = Annotated[
+    Optional[str],
+    typer.Option("--glob", help="In folders, take the files matching this pattern, searched recursively (default: every image file).", rich_help_panel=INPUT),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the images (each loads the models once).", rich_help_panel=HARDWARE)]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails (default: report it and go on).", rich_help_panel=INPUT)]
 CellDiameterOpt = Annotated[
     Optional[float],
@@ -149,36 +175,40 @@ def report_batch(result, out: Path, extra: str) -> None:
     """The last lines of segment and predict; exit status 1 when some images failed."""
     console.print(f"wrote {result.files} files, {extra} for {len(result.written)} image(s) to {out}")
     if result.failed:
-        console.print(f"{len(result.failed)} image(s) failed; listed under 'failed' in {out / 'summary.json'}; fix them and rerun with --resume")
+        console.print(f"{len(result.failed)} image(s) failed; listed under 'failed' in {out / 'summary.json'}; fix them and rerun with --skip-existing")
         raise typer.Exit(1)
 
 
 @app.command()
 @friendly_errors
 def segment(
-    images: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, tif).", show_default=False)],
+    images: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, tif) or folders of them.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for NAME_mask.png and NAME_overlay.png.", rich_help_panel=OUTPUT)] = Path("blastseg_out"),
     config: ConfigOpt = None,
     method: MethodOpt = None,
     target: TargetOpt = None,
     param: ParamOpt = None,
+    glob: GlobOpt = None,
     overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = False,
+    skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = None,
     cell_diameter: CellDiameterOpt = None,
     pixel_size: PixelSizeOpt = None,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Segment images with a classical method and write a mask and an overlay for each."""
     from blastseg.batch import OutputRules, ScaleOptions, segment_with_recipe
     from blastseg.config import validate
+    from blastseg.folders import find_images
     from blastseg.segment.recipe import SegmentConfig
 
     recipe = SegmentConfig.from_options(config, method, target, parse_params(param), max_pixels)
     scale = validate(ScaleOptions, {"cell_diameter": cell_diameter, "pixel_size": pixel_size}, "command line").scale()
+    inputs = find_images(images, glob, exclude=out)
     with progress_bar() as progress:
-        on_done = image_progress(progress, f"{recipe.method} {recipe.target}", len(images))
-        result = segment_with_recipe(images, recipe, out, OutputRules(overwrite, resume, fail_fast), on_done, scale)
+        on_done = image_progress(progress, f"{recipe.method} {recipe.target}", len(inputs))
+        result = segment_with_recipe(inputs, recipe, out, OutputRules(overwrite, skip_existing, fail_fast), on_done, scale, workers)
     report_batch(result, out, "cells.csv and summary.json")
 
 
@@ -207,7 +237,7 @@ TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over flips (4x slow
 @app.command()
 @friendly_errors
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files of any size (jpg, png, bmp, tif).", show_default=False)],
+    images: Annotated[list[Path], typer.Argument(help="Image files of any size (jpg, png, bmp, tif) or folders of them.", show_default=False)],
     checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for masks, overlays, instances and cells.csv.", rich_help_panel=OUTPUT)] = Path(
         "blastseg_out"
@@ -246,12 +276,14 @@ def predict(
         Optional[float],
         typer.Option("--blast-alert", metavar="PERCENT", help="Flag each image whose blast percentage reaches PERCENT (summary.json).", rich_help_panel=OUTPUT),
     ] = None,
+    glob: GlobOpt = None,
     overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = False,
+    skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
     max_pixels: MaxPixelsOpt = None,
     cell_diameter: CellDiameterOpt = None,
     pixel_size: PixelSizeOpt = None,
+    workers: WorkersOpt = 1,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
     regions: RegionsOpt = True,
@@ -263,6 +295,7 @@ def predict(
     its 95 % interval)."""
     from blastseg.batch import OutputRules, PredictOptions, instance_rules, predict_files
     from blastseg.config import validate
+    from blastseg.folders import find_images
 
     rules = instance_rules(instances, min_area=min_cell_area, min_nucleus_fraction=min_nucleus_fraction)
     flags = {
@@ -283,9 +316,10 @@ def predict(
         **({"max_pixels": max_pixels} if max_pixels is not None else {}),
     }
     options = validate(PredictOptions, flags, "command line")
+    inputs = find_images(images, glob, exclude=out)
     with progress_bar() as progress:
-        on_done = image_progress(progress, f"predict {checkpoint}", len(images))
-        result = predict_files(images, out, options, OutputRules(overwrite, resume, fail_fast), on_done)
+        on_done = image_progress(progress, f"predict {checkpoint}", len(inputs))
+        result = predict_files(inputs, out, options, OutputRules(overwrite, skip_existing, fail_fast), on_done, workers)
     summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
     blasts = f"; blasts {summary['blast_percent']}% (95% CI {'-'.join(map(str, summary['blast_percent_ci']))})" if summary["blast_percent"] is not None else ""
@@ -341,7 +375,7 @@ def train_command(
     from blastseg.training.segmentation import cross_validate, train
 
     cfg = load_config(config, TrainConfig) if config else None
-    with progress_bar() as progress:
+    with progress_bar("batches") as progress:
         monitor = ProgressMonitor(progress)
         try:
             if folds:

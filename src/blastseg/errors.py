@@ -63,6 +63,9 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else "no details"
 
 
+TRAIN_EXTRA = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "albumentations", "matplotlib", "onnx")  # pip install "blastseg[train]"
+
+
 def describe_error(error: BaseException) -> str:
     """``error`` on one line: a user mistake as it says, a system error with its file, anything
     else with its type (``BLASTSEG_DEBUG=1`` shows the traceback).
@@ -76,9 +79,20 @@ def describe_error(error: BaseException) -> str:
         text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
     elif isinstance(error, MemoryError):
         text = "out of memory; try a smaller --batch-size or --tile-size, or a smaller image"
+    elif missing_extra(error):
+        text = f"{error.name} is not installed: training, export and the torch engine need the training extra (pip install 'blastseg[train]')"
     else:
         text = f"unexpected {type(error).__name__}: {str(error).strip()}; rerun with BLASTSEG_DEBUG=1 for the traceback, and please report it"
     return " ".join(text.split())
+
+
+def missing_extra(error: BaseException) -> bool:
+    """Whether ``error`` is a package of the training extra missing from a light install.
+
+    >>> missing_extra(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    True
+    """
+    return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in TRAIN_EXTRA
 
 
 def lookup(registry: dict, name: str, kind: str):

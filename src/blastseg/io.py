@@ -249,6 +249,16 @@ def append_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[
     return path
 
 
+def append_jsonl(path: str | os.PathLike, line: str) -> Path:
+    """Append one line (of a JSON Lines file) and flush it to disk."""
+    path = Path(path)
+    with path.open("a") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
 def csv_text(rows: Sequence[dict], columns: Sequence[str], header: bool) -> str:
     """Rows as CSV text; text that a spreadsheet would run as a formula is escaped.
 

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import random
 import re
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICES = ("auto", "cpu", "cuda")
+_thread_share: int | None = None  # this process's CPU threads, when it shares the machine (share_threads)
 
 
 def check_device(name: str) -> str:
@@ -57,6 +59,28 @@ def gpu_present() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def share_threads(threads: int) -> None:
+    """Limit this process to ``threads`` CPU threads (a worker of a batch shares the machine):
+    OpenCV's and torch's pools now, ONNX Runtime's sessions when they are made (:func:`thread_share`)."""
+    import cv2
+
+    global _thread_share
+    _thread_share = threads
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def thread_share() -> int:
+    """The threads :func:`share_threads` set, or 0: as many as the library likes."""
+    return _thread_share or 0
 
 
 def resolve_device(name: str = "auto") -> torch.device:

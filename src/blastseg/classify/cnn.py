@@ -14,27 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from blastseg.artifacts import load_state, read_weights
-from blastseg.config import FilePath, StrictModel
+from blastseg.classify.card import CnnSpec
 from blastseg.errors import ConfigError
-from blastseg.preprocess import Normalize, Reinhard, Resize
+from blastseg.preprocess import Normalize, Resize
 from blastseg.tensors import to_tensor
-
-
-class CnnSpec(StrictModel):
-    """What builds the network and feeds it (saved in the classifier's card)."""
-
-    backbone: str | None = Field(default=None, description="a timm model name (random weights); null: the small CNN")
-    weights_path: FilePath | None = Field(default=None, description="local timm weights (.safetensors) for the backbone")
-    input_size: int = Field(default=64, ge=16, le=1024, description="crops are resized to this square")
-    stain_target: Reinhard | None = Field(
-        default=None,
-        description="Reinhard colour transfer of every crop (training and predict) to this L*a*b* mean and spread, so that one lab's stain cannot stand in for a class; null: crops as they are",
-    )
 
 
 class SmallCnn(nn.Module):

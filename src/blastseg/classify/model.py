@@ -8,43 +8,25 @@ A classifier is named by either file, by its stem, by a ``blastseg classify trai
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save as save_numpy
-from safetensors.torch import save as save_torch
 
-from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_card, read_weights, write_pair
+from blastseg.artifacts import DEFAULT, bundled, load_state, paired_files, read_weights, write_pair
 from blastseg.cells import FEATURES, cell_crops, with_resampled_features
-from blastseg.classify.cnn import CnnSpec, build_network, network_proba
+from blastseg.classify.card import FORMAT, ClassifierCard, read_classifier_card
 from blastseg.classify.forest import ForestArrays
-from blastseg.config import StrictModel
 from blastseg.errors import ModelFileError
 from blastseg.runtime import resolve_device
 
-FORMAT = "blastseg-classifier"
+if TYPE_CHECKING:
+    import torch
+
 RUN_STEM = "classifier"
-
-
-class ClassifierCard(StrictModel):
-    """What the classifier is and what it expects: written beside its numbers."""
-
-    format: str = FORMAT
-    kind: Literal["random_forest", "cnn"]
-    classes: list[str] = Field(min_length=2, max_length=1000)
-    features: list[str] = Field(default_factory=list, max_length=1000, description="random forest: the cells-table columns it reads")
-    cell_diameter: int | None = Field(default=None, ge=8, le=512, description="random forest: cells are measured resampled to this diameter in pixels")
-    cnn: CnnSpec | None = None
-    crop_scale: float | None = Field(default=1.25, gt=0, le=10)
-    trained_on: str = ""
-    scores: dict[str, Any] = Field(default_factory=dict, description="cross-validated scores")
-    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def bundled_classifier() -> Path:
@@ -73,7 +55,7 @@ class CellClassifier:
         source: str = "",
     ):
         self.card, self.forest, self.net, self.source = card, forest, net, source
-        self.device = resolve_device(device)
+        self.device = resolve_device(device) if net is not None else None  # a forest runs in NumPy, without torch
         if net is not None:
             self.net = net.to(self.device).eval()
 
@@ -87,6 +69,8 @@ class CellClassifier:
             return np.zeros((0, len(self.classes)))
         if self.forest is not None:
             return self.forest.predict_proba(feature_matrix(rows, self.card.features))
+        from blastseg.classify.cnn import network_proba
+
         return network_proba(self.net, crops, self.card.cnn, self.device)
 
     def predict_proba(self, image: np.ndarray, labels: np.ndarray, instances: np.ndarray, rows: list[dict]) -> np.ndarray:
@@ -117,6 +101,8 @@ class CellClassifier:
         if self.forest is not None:
             data = save_numpy(self.forest.to_dict(), metadata={"format": FORMAT})
         else:
+            from safetensors.torch import save as save_torch
+
             state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
             data = save_torch(state, metadata={"format": FORMAT})
         return write_pair(stem, data, self.card)
@@ -135,18 +121,12 @@ class CellClassifier:
             return cls(card, forest=forest, device=device, source=str(path))
         if card.cnn is None:
             raise ModelFileError(f"{card_path}: a cnn classifier card needs its 'cnn' settings")
+        from blastseg.classify.cnn import build_network
+
         net = build_network(card.cnn.model_copy(update={"weights_path": None}), len(card.classes))
         describe = f"{card.cnn.backbone or 'the small CNN'} with {len(card.classes)} classes"
         load_state(net, read_weights(numbers), numbers, describe)
         return cls(card, net=net, device=device, source=str(path))
-
-
-def read_classifier_card(path: Path) -> ClassifierCard:
-    card = read_card(path, ClassifierCard, FORMAT, "classifier")
-    unknown = sorted(set(card.features) - set(FEATURES))
-    if unknown:
-        raise ModelFileError(f"{path}: features {', '.join(unknown)} are not cells-table columns")
-    return card
 
 
 def feature_matrix(rows: list[dict], features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from blastseg.config import checked_name
 from blastseg.errors import ConfigError, ModelFileError, first_line
-from blastseg.runtime import gpu_present, installed, resolve_device
+from blastseg.runtime import gpu_present, installed, resolve_device, thread_share
 
 if TYPE_CHECKING:
     import torch
@@ -86,7 +86,8 @@ class OnnxEngine:
 
     A batch goes through in parts of at most ``RUN_PIXELS`` pixels (one 512 x 512 tile, four
     256 x 256 crops): on the CPU a bigger run is hardly faster per image, while ONNX Runtime
-    keeps the memory of its largest run for the rest of the process."""
+    keeps the memory of its largest run for the rest of the process. It pickles as its path (a
+    batch's worker processes load their own session)."""
 
     name = "onnx"
     RUN_PIXELS = 512 * 512
@@ -94,14 +95,19 @@ class OnnxEngine:
     def __init__(self, path: Path):
         import onnxruntime as ort
 
+        self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        options.intra_op_num_threads = thread_share()
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for broken files
             raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
         self.input = self.session.get_inputs()[0].name
         self.made_from = self.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+
+    def __reduce__(self) -> tuple:
+        return (OnnxEngine, (self.path,))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         step = max(1, self.RUN_PIXELS // (batch.shape[2] * batch.shape[3]))
