@@ -2,15 +2,16 @@
 
 Engines: **eager** is what a user's notebook does with the same network (the smp model in
 ``torch.no_grad()``, default memory layout); **torch** is blastseg's PyTorch engine (channels-last,
-inference mode); **onnx** is the bundled ONNX twin in ONNX Runtime. Measured here:
+inference mode); **onnx** is the bundled ONNX twin in ONNX Runtime; **int8** its bundled int8 twin
+(``scripts/bench_int8.py --bundle``), the CPU default. Measured here:
 
 - network only, 256x256 crops in batches of 1 and 16: crops per second (warm);
 - images through ``DeepSegmenter.segment`` (warm): the 72 BCCD test fields (640x480, seconds per
   field) and the 2592x1944 mosaic ``scripts/bench_predict.py`` makes, with the network
   everywhere or only in the regions around candidate cells (``--regions``, the default);
 - whole ``blastseg predict`` processes (cold) on one 640x480 BCCD field and on the mosaic: the path
-  before this change (``--engine torch --no-regions``) against the default, seconds and peak
-  resident memory;
+  before the engines (``--engine torch --no-regions``), the fp32 twin (``--engine onnx``) and the
+  default (int8, regions), seconds and peak resident memory;
 - accuracy of each path: the bundled model's held-out Zheng test split (nucleus and cell Dice per
   lab) and the 72 BCCD test fields (white-cell precision, recall, median box IoU).
 
@@ -48,7 +49,13 @@ from blastseg.segment.engines import TorchEngine, twin_engine
 from blastseg.training.recipe import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = {"torch, everywhere": ("torch", False), "torch, regions": ("torch", True), "onnx, everywhere": ("onnx", False), "onnx, regions": ("onnx", True)}
+PATHS = {
+    "torch, everywhere": ("torch", False),
+    "torch, regions": ("torch", True),
+    "onnx, everywhere": ("onnx", False),
+    "onnx, regions": ("onnx", True),
+    "int8, regions": ("int8", True),
+}
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -94,7 +101,11 @@ def warm_images(sets: dict[str, list[np.ndarray]], repeats: int) -> dict:
 
 
 def cold_processes(images: dict[str, Path], repeats: int) -> dict:
-    variants = {"before (--engine torch --no-regions)": ("--engine", "torch", "--no-regions"), "default (onnx, regions)": ()}
+    variants = {
+        "before (--engine torch --no-regions)": ("--engine", "torch", "--no-regions"),
+        "onnx fp32, regions (--engine onnx)": ("--engine", "onnx"),
+        "default (int8, regions)": (),
+    }
     results = {}
     for label, image in images.items():
         results[label] = {}
@@ -132,7 +143,13 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
 
     model, _ = load_checkpoint("default")  # a second copy for TorchEngine, which turns its model channels-last in place
-    engines = {"eager": eager(model), "torch": TorchEngine(load_checkpoint("default")[0], "cpu"), "onnx": twin_engine(bundled("models", "default.safetensors"))}
+    weights = bundled("models", "default.safetensors")
+    engines = {
+        "eager": eager(model),
+        "torch": TorchEngine(load_checkpoint("default")[0], "cpu"),
+        "onnx": twin_engine(weights),
+        "int8": twin_engine(weights, "int8"),
+    }
     big = make_field(args.data / "bccd", ROOT / "results" / "field_2592x1944.png")
     small = args.data / "bccd" / "JPEGImages" / "BloodImage_00000.jpg"
     tests = [sample.load()[0] for sample in bccd_fields(args.data / "bccd", "test")]

@@ -48,7 +48,7 @@ def test_classical_segment_runs_with_torch_unimportable(tmp_path):
     assert (tmp_path / "out" / "cell_mask.png").is_file() and (tmp_path / "out" / "cells.csv").is_file()
 
 
-def test_predict_with_the_bundled_onnx_twin_runs_with_torch_unimportable(tmp_path):
+def test_predict_with_the_bundled_int8_twin_runs_with_torch_unimportable(tmp_path):
     from PIL import Image
 
     from blastseg.artifacts import example_image_path
@@ -57,7 +57,7 @@ def test_predict_with_the_bundled_onnx_twin_runs_with_torch_unimportable(tmp_pat
     argv = ["blastseg", "predict", str(tmp_path / "field.png"), "--out", str(tmp_path / "out"), "--classifier", "default"]
     result = python(f"import sys; from blastseg.cli import app; sys.argv = {argv!r}; app()", blocked=HEAVY)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "field_mask.png").is_file() and '"engine": "onnx"' in (tmp_path / "out" / "summary.json").read_text()
+    assert (tmp_path / "out" / "field_mask.png").is_file() and '"engine": "int8"' in (tmp_path / "out" / "summary.json").read_text()
     assert "class,probability" in (tmp_path / "out" / "cells.csv").read_text().splitlines()[0]  # the bundled forest runs in NumPy
 
 

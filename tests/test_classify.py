@@ -182,6 +182,7 @@ def test_allidb1_fields_train_and_cross_validate_with_no_code_change(tmp_path, m
     assert json.loads((tmp_path / "two" / "cv.json").read_text())["feature_importance"] == importance
 
 
+@pytest.mark.slow  # trains and cross-validates classifiers on several sources
 def test_fields_labelled_as_a_whole_give_every_cell_their_label_and_are_scored_per_image(tmp_path, monkeypatch):
     for i in range(12):  # class folders of fields, as all_blasts has them: the label is the image's
         diagnosis = "blast" if i % 2 else "benign"
@@ -199,6 +200,7 @@ def test_fields_labelled_as_a_whole_give_every_cell_their_label_and_are_scored_p
     assert centre.counts == {"benign": 6, "blast": 6} and centre.per_image is None
 
 
+@pytest.mark.slow  # trains and cross-validates classifiers on several sources
 def test_several_sources_join_one_classifier_with_their_classes_renamed_or_left_out(tmp_path, monkeypatch):
     """Single-cell crops (a platelet folder left out) and fields labelled as a whole (only the
     listed ones; 'ALL' renamed blast, 'benign' renamed normal) train one classifier; an image name

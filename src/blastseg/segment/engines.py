@@ -5,10 +5,12 @@ ways), so tiling, flips and decoding (:mod:`~blastseg.segment.inference`) are th
 runs the network.
 
 A model may have an **ONNX twin**: ``NAME.onnx`` beside ``NAME.safetensors`` and ``NAME.json``,
-written by :func:`~blastseg.segment.export.export_onnx`, which records the SHA-256 of the weights
-it was made from. ``auto`` runs the twin with ONNX Runtime when the network runs on the CPU and
-onnxruntime is installed, and PyTorch otherwise. A twin made from other weights is refused. Only
-the torch engine imports torch.
+written by :func:`~blastseg.segment.export.export_onnx`, and an **int8 twin** ``NAME.int8.onnx``,
+the same network quantised (:func:`~blastseg.segment.export.export_int8`); each records the
+SHA-256 of the weights it was made from. ``auto`` on the CPU runs the int8 twin when there is one,
+else the ONNX twin, in ONNX Runtime, and PyTorch otherwise (no twin, a GPU, no onnxruntime).
+``onnx`` and ``int8`` ask for one twin. A twin made from other weights is refused. Only the torch
+engine imports torch.
 
 >>> engine, card = load_engine("default", engine="onnx")  # doctest: +SKIP
 >>> engine(np.zeros((1, 3, 64, 64), np.float32)).shape  # doctest: +SKIP
@@ -32,13 +34,18 @@ if TYPE_CHECKING:
 
     from blastseg.segment.checkpoint import ModelCard
 
-ENGINES = ("auto", "torch", "onnx")
+ENGINES = ("auto", "torch", "onnx", "int8")
 WEIGHTS_KEY = "blastseg.weights_sha256"  # ONNX metadata: the weights file the twin was made from
+PRECISION_KEY = "blastseg.precision"  # ONNX metadata: "int8" in a quantised twin
 
 
-def onnx_twin(weights: Path) -> Path:
-    """Where the ONNX twin of a ``.safetensors`` weights file lives."""
-    return weights.with_suffix(".onnx")
+def onnx_twin(weights: Path, engine: str = "onnx") -> Path:
+    """Where the ONNX twin (``engine="int8"``: the int8 twin) of a ``.safetensors`` weights file lives.
+
+    >>> onnx_twin(Path("runs/unet/best.safetensors"), "int8").name
+    'best.int8.onnx'
+    """
+    return weights.with_suffix(".int8.onnx" if engine == "int8" else ".onnx")
 
 
 def weights_digest(weights: Path) -> str:
@@ -89,7 +96,6 @@ class OnnxEngine:
     keeps the memory of its largest run for the rest of the process. It pickles as its path (a
     batch's worker processes load their own session)."""
 
-    name = "onnx"
     RUN_PIXELS = 512 * 512
 
     def __init__(self, path: Path):
@@ -104,7 +110,9 @@ class OnnxEngine:
         except Exception as error:  # onnxruntime raises its own exception types for broken files
             raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
         self.input = self.session.get_inputs()[0].name
-        self.made_from = self.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.made_from = metadata.get(WEIGHTS_KEY)
+        self.name = "int8" if metadata.get(PRECISION_KEY) == "int8" else "onnx"
 
     def __reduce__(self) -> tuple:
         return (OnnxEngine, (self.path,))
@@ -115,31 +123,33 @@ class OnnxEngine:
         return np.concatenate([self.session.run(None, {self.input: part})[0] for part in parts])
 
 
-def twin_engine(weights: Path) -> OnnxEngine:
-    """The ONNX twin of ``weights``, refused when it was made from other weights."""
-    twin = onnx_twin(weights)
+def twin_engine(weights: Path, engine: str = "onnx") -> OnnxEngine:
+    """The ONNX twin (``engine="int8"``: the int8 twin) of ``weights``, refused when it was made from other weights."""
+    twin = onnx_twin(weights, engine)
+    export = f"blastseg export --checkpoint {weights}{' --int8 --calibration IMAGES' if engine == 'int8' else ''}"
     if not twin.is_file():
-        raise ModelFileError(f"{weights}: no ONNX twin ({twin.name}); write one with: blastseg export --checkpoint {weights}")
+        raise ModelFileError(f"{weights}: no {engine} twin ({twin.name}); write one with: {export}")
     if not installed("onnxruntime"):
-        raise ConfigError("the onnx engine needs onnxruntime: pip install onnxruntime")
-    engine = OnnxEngine(twin)
-    if engine.made_from != weights_digest(weights):
-        raise ModelFileError(
-            f"{twin}: made from other weights than {weights.name}; export it again (blastseg export --checkpoint {weights} --overwrite) or use --engine torch"
-        )
-    return engine
+        raise ConfigError(f"the {engine} engine needs onnxruntime: pip install onnxruntime")
+    runner = OnnxEngine(twin)
+    if runner.made_from != weights_digest(weights):
+        raise ModelFileError(f"{twin}: made from other weights than {weights.name}; export it again ({export} --overwrite) or use --engine torch")
+    return runner
 
 
-def wants_onnx(weights: Path, engine: str, device: str) -> bool:
-    """Whether ``engine`` (``auto``, ``torch`` or ``onnx``) on ``device`` means the ONNX twin."""
+def twin_for(weights: Path, engine: str, device: str) -> str | None:
+    """Which twin ``engine`` (``auto``, ``torch``, ``onnx`` or ``int8``) on ``device`` runs:
+    ``"int8"``, ``"onnx"``, or ``None`` for PyTorch."""
     if check_engine(engine) == "torch":
-        return False
+        return None
     on_cpu = device == "cpu" or (device == "auto" and not gpu_present())
-    if engine == "onnx":
+    if engine != "auto":
         if not on_cpu:
-            raise ConfigError(f"the onnx engine runs on the CPU; use --device cpu, or --engine torch for {device}")
-        return True
-    return on_cpu and onnx_twin(weights).is_file() and installed("onnxruntime")
+            raise ConfigError(f"the {engine} engine runs on the CPU; use --device cpu, or --engine torch for {device}")
+        return engine
+    if not on_cpu or not installed("onnxruntime"):
+        return None
+    return next((kind for kind in ("int8", "onnx") if onnx_twin(weights, kind).is_file()), None)
 
 
 def load_engine(checkpoint: str | Path, engine: str = "auto", device: str = "auto") -> tuple[TorchEngine | OnnxEngine, ModelCard]:
@@ -150,7 +160,8 @@ def load_engine(checkpoint: str | Path, engine: str = "auto", device: str = "aut
     from blastseg.segment.checkpoint import load_checkpoint, read_checkpoint
 
     weights, card = read_checkpoint(checkpoint)
-    if wants_onnx(weights, engine, device):
-        return twin_engine(weights), card
+    twin = twin_for(weights, engine, device)
+    if twin is not None:
+        return twin_engine(weights, twin), card
     model, card = load_checkpoint(checkpoint)
     return TorchEngine(model, device), card

@@ -1,23 +1,33 @@
-"""Write a segmentation checkpoint's ONNX twin, for the ONNX Runtime engine.
+"""Write a segmentation checkpoint's ONNX twin and int8 twin, for the ONNX Runtime engines.
 
 The twin holds the network alone (image in, logits out, any batch size and image size);
-preprocessing, tiling and decoding stay in blastseg, so both engines share them. It records the
+preprocessing, tiling and decoding stay in blastseg, so every engine shares them. It records the
 SHA-256 of the weights it was made from (:data:`~blastseg.segment.engines.WEIGHTS_KEY`), so a
-twin left beside other weights is refused rather than trusted. Needs torch and onnx.
+twin left beside other weights is refused rather than trusted. The int8 twin is the ONNX twin
+quantised by ONNX Runtime (static, QDQ: weights int8 per channel, activations uint8 with min-max
+ranges) on what the network is fed while it segments a user's calibration images. Needs torch
+and onnx (the training extra).
 
 >>> export_onnx("runs/unet")  # writes runs/unet/best.onnx  # doctest: +SKIP
+>>> export_int8("runs/unet", [blastseg.read_image(p) for p in training_images])  # best.int8.onnx  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from blastseg.artifacts import DEFAULT
-from blastseg.folders import refuse_existing
-from blastseg.io import atomic_path
-from blastseg.segment.checkpoint import checkpoint_files, load_checkpoint
-from blastseg.segment.engines import WEIGHTS_KEY, onnx_twin, weights_digest
+from blastseg.errors import ConfigError
+from blastseg.folders import find_images, refuse_existing
+from blastseg.io import atomic_path, read_image
+from blastseg.segment.checkpoint import checkpoint_files, load_checkpoint, read_checkpoint
+from blastseg.segment.deep import DeepSegmenter
+from blastseg.segment.engines import PRECISION_KEY, WEIGHTS_KEY, OnnxEngine, onnx_twin, twin_engine, weights_digest
 
 OPSET = 17
 SAMPLE_SIDE = 256  # the traced example; height, width and batch stay dynamic
@@ -43,5 +53,66 @@ def export_onnx(checkpoint: str | Path = DEFAULT, out: str | Path | None = None,
         )  # fmt: skip
         graph = onnx.load(str(tmp))
         graph.metadata_props.add(key=WEIGHTS_KEY, value=weights_digest(weights))
+        onnx.save(graph, str(tmp))
+    return target
+
+
+def calibration_set(paths: Sequence[str | Path], count: int = 64) -> list[np.ndarray]:
+    """At most ``count`` images of those ``paths`` name (files, or folders searched as
+    :func:`~blastseg.folders.find_images` does), evenly spread over them in sorted order."""
+    found = find_images(paths) if paths else []
+    step = len(found) / min(count, len(found)) if found else 1
+    return [read_image(found[int(i * step)].path) for i in range(min(count, len(found)))]
+
+
+class Recorder:
+    """An engine that runs ``engine`` and keeps each image of every batch it is given (calibration data)."""
+
+    def __init__(self, engine: OnnxEngine):
+        self.engine, self.inputs = engine, []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.inputs += [np.ascontiguousarray(image[None], np.float32) for image in batch]
+        return self.engine(batch)
+
+
+def export_int8(checkpoint: str | Path, calibration: Sequence[np.ndarray], out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write the int8 twin of ``checkpoint`` (``NAME.int8.onnx`` beside its weights, or ``out``),
+    calibrated on ``calibration`` (RGB images like those it will segment, as
+    :class:`~blastseg.segment.deep.DeepSegmenter` feeds them to the network); the ONNX twin is
+    written first when it is missing. Returns its path."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    weights, _ = checkpoint_files(checkpoint)
+    target = Path(out) if out is not None else onnx_twin(weights, "int8")
+    refuse_existing([target], overwrite)
+    if not calibration:
+        raise ConfigError("an int8 twin needs calibration images: give some of the images the model was trained on (--calibration)")
+    if not onnx_twin(weights).is_file():
+        export_onnx(checkpoint)
+    recorder = Recorder(twin_engine(weights))
+    segmenter = DeepSegmenter(recorder, read_checkpoint(checkpoint)[1])
+    for image in calibration:
+        segmenter.segment(image)
+    feed = iter([{recorder.engine.input: array} for array in recorder.inputs])
+
+    class Feed(CalibrationDataReader):
+        def get_next(self) -> dict | None:
+            return next(feed, None)
+
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(target) as tmp:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(onnx_twin(weights)), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(tmp), Feed(),
+            quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+        )  # fmt: skip
+        graph = onnx.load(str(tmp))
+        entries = {entry.key: entry.value for entry in graph.metadata_props} | {WEIGHTS_KEY: weights_digest(weights), PRECISION_KEY: "int8"}
+        del graph.metadata_props[:]
+        for key, value in entries.items():
+            graph.metadata_props.add(key=key, value=value)
         onnx.save(graph, str(tmp))
     return target
