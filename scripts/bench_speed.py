@@ -12,6 +12,8 @@ inference mode); **onnx** is the bundled ONNX twin in ONNX Runtime; **int8** its
 - whole ``blastseg predict`` processes (cold) on one 640x480 BCCD field and on the mosaic: the path
   before the engines (``--engine torch --no-regions``), the fp32 twin (``--engine onnx``) and the
   default (int8, regions), seconds and peak resident memory;
+- whole images in a warm batch (``predict_files`` on copies of the mosaic in one process: the
+  seconds from one image's files to the next's, the first image left out), the same three paths;
 - accuracy of each path: the bundled model's held-out Zheng test split (nucleus and cell Dice per
   lab) and the 72 BCCD test fields (white-cell precision, recall, median box IoU).
 
@@ -26,6 +28,7 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -36,6 +39,7 @@ import torch
 
 from bench_predict import FIELD_SHAPE, make_field, run_once  # scripts/ is on the path when run as a script
 from blastseg.artifacts import bundled
+from blastseg.batch import PredictOptions, predict_files
 from blastseg.config import load_config
 from blastseg.datasets.layouts import bccd_fields, scan_dataset
 from blastseg.datasets.splits import select, split_samples
@@ -116,6 +120,32 @@ def cold_processes(images: dict[str, Path], repeats: int) -> dict:
     return results
 
 
+def warm_batch(image: Path, repeats: int) -> dict:
+    """Seconds per 2592x1944 image after the first in one ``predict_files`` batch, one image per chunk (analysis and files included)."""
+    variants = {
+        "before (--engine torch --no-regions)": {"engine": "torch", "regions": False},
+        "onnx fp32, regions": {"engine": "onnx"},
+        "default (int8, regions)": {},
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        copies = []
+        for i in range(repeats + 1):
+            copies.append(Path(scratch) / f"field{i}.png")
+            copies[-1].symlink_to(image)
+        for name, options in variants.items():
+            finished = []
+            predict_files(
+                copies,
+                Path(scratch) / name,
+                PredictOptions(device="cpu", batch_size=1, **options),
+                on_done=lambda path, error, done=finished: done.append(time.perf_counter()),
+            )
+            results[name] = round(statistics.median(later - earlier for earlier, later in zip(finished, finished[1:])), 2)
+    print(f"warm batch, seconds per 2592x1944 image: {results}", flush=True)
+    return results
+
+
 def accuracy(data: Path) -> dict:
     config = load_config(ROOT / "configs" / "default_model.yaml", TrainConfig)
     samples = scan_dataset(data / "zheng_wbc")
@@ -160,6 +190,7 @@ def main() -> None:
         "crops_per_second": crops_per_second(engines, args.repeats),
         "warm_seconds": warm_images({"640x480 (the 72 BCCD test fields)": tests, f"{FIELD_SHAPE[1]}x{FIELD_SHAPE[0]}": [read_image(big)]}, args.repeats),
         "cold_process": cold_processes({"640x480": small, f"{FIELD_SHAPE[1]}x{FIELD_SHAPE[0]}": big}, args.repeats),
+        "warm_batch_seconds": warm_batch(big, args.repeats),
         "accuracy": accuracy(args.data),
     }
     write_json(ROOT / "results" / "bench_speed.json", result)
