@@ -13,7 +13,7 @@ from blastseg.preprocess import Normalize
 from blastseg.segment.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from blastseg.segment.engines import TorchEngine
 from blastseg.segment.heads import OUTPUTS, decode_probabilities, encode_target
-from blastseg.segment.inference import predict_probabilities
+from blastseg.segment.inference import Tiling, predict_probabilities
 from blastseg.segment.networks import MODELS, ModelSpec, create_model
 from blastseg.tensors import to_array, to_tensor
 from blastseg.training.losses import build_loss
@@ -166,8 +166,8 @@ def test_padding_gives_the_shape_back_and_matches_an_unpadded_pass(small_model):
 def test_tiling_matches_a_whole_image_pass(small_model):
     engine, (image, labels) = TorchEngine(small_model, "cpu"), field_of_cells()
     array = to_array(image, Normalize())
-    whole = predict_probabilities(engine, array, multiclass=False, tile_size=512)
-    tiled = predict_probabilities(engine, array, multiclass=False, tile_size=96, overlap=0.5, batch_size=3)
+    whole = predict_probabilities(engine, array, multiclass=False, tiling=Tiling(tile_size=512))
+    tiled = predict_probabilities(engine, array, multiclass=False, tiling=Tiling(tile_size=96, overlap=0.5, batch_size=3))
     assert tiled.shape == whole.shape == (2, 200, 260)
     assert dice(whole[0] > 0.5, labels > 0) > 0.9  # the model found the cells...
     assert np.abs(tiled - whole).mean() < 1e-3  # ...and tiles blend into the same answer
@@ -176,6 +176,6 @@ def test_tiling_matches_a_whole_image_pass(small_model):
 
 def test_test_time_augmentation_is_flip_invariant(small_model):
     engine, image = TorchEngine(small_model, "cpu"), np.random.default_rng(1).normal(size=(3, 64, 64)).astype(np.float32)
-    plain = predict_probabilities(engine, image, multiclass=False, tta=True)
-    flipped = predict_probabilities(engine, np.ascontiguousarray(image[:, :, ::-1]), multiclass=False, tta=True)
+    plain = predict_probabilities(engine, image, multiclass=False, tiling=Tiling(tta=True))
+    flipped = predict_probabilities(engine, np.ascontiguousarray(image[:, :, ::-1]), multiclass=False, tiling=Tiling(tta=True))
     np.testing.assert_allclose(plain, flipped[:, :, ::-1], atol=1e-5)

@@ -50,7 +50,7 @@ from blastseg.classify.model import CellClassifier
 from blastseg.config import StrictModel, load_config, validate
 from blastseg.errors import ConfigError, ImageReadError, OutputError, OutputExistsError, describe_error
 from blastseg.folders import ImageInput, find_images, prepare_folder, refuse_existing
-from blastseg.io import MAX_PIXELS, append_csv, append_jsonl, read_image, write_bytes, write_csv, write_json, write_png, write_tiff
+from blastseg.io import MAX_PIXELS, append_csv, append_text, read_image, write_bytes, write_csv, write_json, write_png, write_tiff
 from blastseg.labels import BLAST
 from blastseg.postprocess import InstanceRules, InstancesFile
 from blastseg.preprocess import Pipeline
@@ -223,7 +223,7 @@ class BatchLedger:
     def add(self, name: str, rows: list[dict], record: dict[str, Any]) -> None:
         """Record one finished image: its rows, then its journal line (which marks it done)."""
         append_csv(self.cells_csv, rows, self.columns)
-        append_jsonl(self.journal, journal_line(name, record))
+        append_text(self.journal, journal_line(name, record))
         self.per_image[name] = record
         self.save()
 

@@ -242,18 +242,14 @@ def append_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[
     path = Path(path)
     if not path.is_file():
         return write_csv(path, rows, columns)
-    with path.open("a", newline="") as handle:
-        handle.write(csv_text(rows, columns, header=False))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path
+    return append_text(path, csv_text(rows, columns, header=False))
 
 
-def append_jsonl(path: str | os.PathLike, line: str) -> Path:
-    """Append one line (of a JSON Lines file) and flush it to disk."""
+def append_text(path: str | os.PathLike, text: str) -> Path:
+    """Append ``text`` (whole lines: CSV rows, JSON Lines) and flush it to disk."""
     path = Path(path)
-    with path.open("a") as handle:
-        handle.write(line)
+    with path.open("a", newline="") as handle:
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     return path

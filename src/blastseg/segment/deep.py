@@ -29,7 +29,7 @@ from blastseg.segment.base import Segmentation
 from blastseg.segment.checkpoint import ModelCard
 from blastseg.segment.engines import TorchEngine, load_engine
 from blastseg.segment.heads import decode_probabilities, is_multiclass, label_target
-from blastseg.segment.inference import Engine, fits_in_one_pass, predict_batch, predict_probabilities, predict_where_cells_are
+from blastseg.segment.inference import Engine, Tiling, fits_in_one_pass, predict_batch, predict_probabilities, predict_where_cells_are
 from blastseg.tensors import to_array
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class DeepSegmenter:
         self.normalize = card.normalize
         self.multiclass = is_multiclass(card.output)
         self.target = label_target(card.output)
-        self.tile_size, self.overlap, self.batch_size, self.tta = tile_size, overlap, batch_size, tta
+        self.tiling = Tiling(tile_size, overlap, batch_size, tta)
         self.threshold = card.threshold if threshold is None else threshold
         self.source = source
         self.scale = scale  # every image's red-cell size, when the user states it
@@ -108,7 +108,7 @@ class DeepSegmenter:
             "model": self.card.model.model_dump(),
             "output": self.card.output,
             "threshold": self.threshold,
-            "tta": self.tta,
+            "tta": self.tiling.tta,
             "red_cell_px": self.card.red_cell_px,
             "not_for": self.card.not_for,
         }
@@ -118,10 +118,9 @@ class DeepSegmenter:
 
     def _native_probabilities(self, image: np.ndarray) -> np.ndarray:
         """Probabilities of ``image`` as it is (only around its cells with ``regions``)."""
-        settings = (self.multiclass, self.tile_size, self.overlap, self.batch_size, self.tta)
         if self.regions:
-            return predict_where_cells_are(self.engine, self._array(image), *settings)[0]
-        return predict_probabilities(self.engine, self._array(image), *settings)
+            return predict_where_cells_are(self.engine, self._array(image), self.multiclass, self.tiling)[0]
+        return predict_probabilities(self.engine, self._array(image), self.multiclass, self.tiling)
 
     def rescaling(self, image: np.ndarray, scale: Scale | None = None) -> tuple[float, Scale | None]:
         """The factor that brings ``image`` to the network's red-cell size, and the scale it came
@@ -180,15 +179,15 @@ class DeepSegmenter:
         for index, image in enumerate(images):
             factor, scale = self.rescaling(image)
             work = resized(image, factor)
-            if (scale is not None and not scale.known) or not fits_in_one_pass(*work.shape[:2], self.tile_size):
+            if (scale is not None and not scale.known) or not fits_in_one_pass(*work.shape[:2], self.tiling.tile_size):
                 results[index] = self.segment(image, scale)
                 continue
             info = self._rescale_info(factor, None if scale is None else scale.source, scale)
             by_shape.setdefault(work.shape[:2], []).append((index, work, info))
         for members in by_shape.values():
-            for first in range(0, len(members), self.batch_size):
-                chunk = members[first : first + self.batch_size]
-                probs = predict_batch(self.engine, [self._array(work) for _, work, _ in chunk], self.multiclass, self.tta)
+            for first in range(0, len(members), self.tiling.batch_size):
+                chunk = members[first : first + self.tiling.batch_size]
+                probs = predict_batch(self.engine, [self._array(work) for _, work, _ in chunk], self.multiclass, self.tiling.tta)
                 for (index, _, info), p in zip(chunk, probs):
                     results[index] = self._result(back_to(p, *images[index].shape[:2]), info)
         return results

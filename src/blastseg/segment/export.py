@@ -85,7 +85,7 @@ def export_int8(checkpoint: str | Path, calibration: Sequence[np.ndarray], out: 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    weights, _ = checkpoint_files(checkpoint)
+    weights, card = read_checkpoint(checkpoint)
     target = Path(out) if out is not None else onnx_twin(weights, "int8")
     refuse_existing([target], overwrite)
     if not calibration:
@@ -93,7 +93,7 @@ def export_int8(checkpoint: str | Path, calibration: Sequence[np.ndarray], out: 
     if not onnx_twin(weights).is_file():
         export_onnx(checkpoint)
     recorder = Recorder(twin_engine(weights))
-    segmenter = DeepSegmenter(recorder, read_checkpoint(checkpoint)[1])
+    segmenter = DeepSegmenter(recorder, card)
     for image in calibration:
         segmenter.segment(image)
     feed = iter([{recorder.engine.input: array} for array in recorder.inputs])

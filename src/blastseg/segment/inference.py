@@ -19,6 +19,7 @@ would cost the network as many pixels as tiling the whole image.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -29,6 +30,18 @@ FOUND = 0.5  # a candidate pixel: foreground probability at least this in the ca
 MIN_CANDIDATE = 16  # coarse pixels: smaller candidates are specks (64 pixels at full resolution)
 CONTEXT = 64  # pixels of context around each candidate, at full resolution
 Engine = Callable[[np.ndarray], np.ndarray]  # N x C x H x W float32 → N x K x H x W logits
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How an image goes through the network: whole when it fits in ``tile_size`` (rounded up to
+    a multiple of 32), else in tiles overlapping by ``overlap``, ``batch_size`` tiles per pass,
+    each averaged over flips with ``tta``."""
+
+    tile_size: int = 512
+    overlap: float = 0.25
+    batch_size: int = 4
+    tta: bool = False
 
 
 def _round_up(value: int, multiple: int = MULTIPLE) -> int:
@@ -105,42 +118,34 @@ def _stride(tile: int, overlap: float) -> int:
     return max(MULTIPLE, int(tile * (1 - overlap)) // MULTIPLE * MULTIPLE)
 
 
-def network_pixels(height: int, width: int, tile_size: int = 512, overlap: float = 0.25) -> int:
+def network_pixels(height: int, width: int, tiling: Tiling = Tiling()) -> int:
     """How many pixels the network processes for an image of this size (:func:`predict_probabilities`).
 
     >>> network_pixels(480, 640), network_pixels(300, 200)
     (524288, 71680)
     """
-    if fits_in_one_pass(height, width, tile_size):
+    if fits_in_one_pass(height, width, tiling.tile_size):
         return _round_up(height) * _round_up(width)
-    tile = _round_up(tile_size)
-    windows = _windows(max(height, tile), max(width, tile), tile, _stride(tile, overlap))
+    tile = _round_up(tiling.tile_size)
+    windows = _windows(max(height, tile), max(width, tile), tile, _stride(tile, tiling.overlap))
     return sum(1 for _ in windows) * tile * tile
 
 
-def predict_probabilities(
-    engine: Engine,
-    image: np.ndarray,
-    multiclass: bool,
-    tile_size: int = 512,
-    overlap: float = 0.25,
-    batch_size: int = 4,
-    tta: bool = False,
-) -> np.ndarray:
+def predict_probabilities(engine: Engine, image: np.ndarray, multiclass: bool, tiling: Tiling = Tiling()) -> np.ndarray:
     """Class probabilities (K x H x W float32) of one normalised image array (C x H x W)."""
     _, height, width = image.shape
-    if fits_in_one_pass(height, width, tile_size):
-        return predict_batch(engine, [image], multiclass, tta)[0]
-    tile = _round_up(tile_size)
+    if fits_in_one_pass(height, width, tiling.tile_size):
+        return predict_batch(engine, [image], multiclass, tiling.tta)[0]
+    tile = _round_up(tiling.tile_size)
     padded = pad_to(image, max(height, tile), max(width, tile))
-    stride = _stride(tile, overlap)
+    stride = _stride(tile, tiling.overlap)
     weight = gaussian_weight(tile)
     total = weight_sum = None
     windows = list(_windows(padded.shape[1], padded.shape[2], tile, stride))
-    for first in range(0, len(windows), batch_size):
-        chunk = windows[first : first + batch_size]
+    for first in range(0, len(windows), tiling.batch_size):
+        chunk = windows[first : first + tiling.batch_size]
         batch = np.stack([padded[:, top : top + tile, left : left + tile] for top, left in chunk])
-        probs = forward(engine, batch, multiclass, tta)
+        probs = forward(engine, batch, multiclass, tiling.tta)
         if total is None:
             total = np.zeros((probs.shape[1], *padded.shape[1:]), np.float32)
             weight_sum = np.zeros(padded.shape[1:], np.float32)
@@ -209,35 +214,26 @@ def downscaled(image: np.ndarray, factor: int) -> np.ndarray:
     return np.stack(planes)
 
 
-def predict_where_cells_are(
-    engine: Engine,
-    image: np.ndarray,
-    multiclass: bool,
-    tile_size: int = 512,
-    overlap: float = 0.25,
-    batch_size: int = 4,
-    tta: bool = False,
-) -> tuple[np.ndarray, float]:
+def predict_where_cells_are(engine: Engine, image: np.ndarray, multiclass: bool, tiling: Tiling = Tiling()) -> tuple[np.ndarray, float]:
     """:func:`predict_probabilities`, with the network at full resolution only in boxes around the
     cells a half-resolution pass finds (blended where boxes overlap) and background elsewhere. An
     image that fits in one tile, or whose boxes would cost the network as many pixels as the whole
     image (:func:`network_pixels`), goes through whole. Returns the probabilities and the share of
     the image the full-resolution pass covered (1 when whole)."""
-    settings = (tile_size, overlap, batch_size, tta)
     _, height, width = image.shape
-    if fits_in_one_pass(height, width, tile_size) or min(height, width) < COARSE * MULTIPLE:
-        return predict_probabilities(engine, image, multiclass, *settings), 1.0
-    coarse = predict_probabilities(engine, downscaled(image, COARSE), multiclass, *settings)
+    if fits_in_one_pass(height, width, tiling.tile_size) or min(height, width) < COARSE * MULTIPLE:
+        return predict_probabilities(engine, image, multiclass, tiling), 1.0
+    coarse = predict_probabilities(engine, downscaled(image, COARSE), multiclass, tiling)
     boxes = candidate_boxes(foreground(coarse, multiclass) >= FOUND, COARSE, (height, width))
-    cost = sum(network_pixels(bottom - top, right - left, tile_size, overlap) for top, left, bottom, right in boxes)
-    if cost >= network_pixels(height, width, tile_size, overlap):
-        return predict_probabilities(engine, image, multiclass, *settings), 1.0
+    cost = sum(network_pixels(bottom - top, right - left, tiling) for top, left, bottom, right in boxes)
+    if cost >= network_pixels(height, width, tiling):
+        return predict_probabilities(engine, image, multiclass, tiling), 1.0
     total = np.zeros((coarse.shape[0], height, width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     for box in boxes:
         top, left, bottom, right = box
         weight = edge_weight(box, (height, width))
-        total[:, top:bottom, left:right] += predict_probabilities(engine, image[:, top:bottom, left:right], multiclass, *settings) * weight
+        total[:, top:bottom, left:right] += predict_probabilities(engine, image[:, top:bottom, left:right], multiclass, tiling) * weight
         weight_sum[top:bottom, left:right] += weight
     covered = weight_sum > 0
     probabilities = total / np.where(covered, weight_sum, 1)
