@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ def largest(venv: Path, count: int = 10) -> dict[str, float]:
 
 
 def install(venv: Path, target: str) -> float:
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would package modules left there by an older build
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     started = time.perf_counter()
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", target], cwd=ROOT, check=True, capture_output=True)

@@ -3,9 +3,10 @@
 import cv2
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from blastseg.cells import COLUMNS, cell_crops, cell_rows, crop_window, glcm_features
-from blastseg.postprocess import InstanceRules, cell_instances, filter_areas, nucleus_instances, split_by_depth, split_by_size
+from blastseg.postprocess import InstanceRules, cell_instances, euclidean_distance, filter_areas, nucleus_instances, split_by_depth, split_by_size
 from tests.reference import split_by_depth_whole_field
 from tests.synthetic import disc
 
@@ -38,18 +39,33 @@ def test_split_depth_is_scale_free_and_keeps_an_oval_whole():
     assert split_by_depth(oval).max() == 1
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 30])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 30, 31, 32])
 def test_split_by_depth_box_by_box_equals_the_whole_field_formulation(seed):
-    """Random overlapping discs (touching pairs and chains, objects at the border, objects inside
-    another's box) give the very labels of the whole-image computation. Seed 30 holds pixels
-    equally far from two markers, which a flood box by box would give the other cell."""
+    """Random overlapping discs and ellipses (touching pairs and chains, large clumps with many
+    ridge tops, objects at the border, objects inside another's box) give the very labels of the
+    whole-image reconstruction. Seed 30 holds pixels equally far from two markers, which a flood
+    box by box would give the other cell."""
     rng = np.random.default_rng(seed)
     mask = np.zeros((160, 220), np.uint8)
     for _ in range(14):
-        cv2.circle(mask, (int(rng.integers(0, 220)), int(rng.integers(0, 160))), int(rng.integers(3, 26)), 1, -1)
-    for depth in (0.15, 0.3, 0.5):
+        centre = (int(rng.integers(0, 220)), int(rng.integers(0, 160)))
+        if seed > 30:
+            axes = (int(rng.integers(2, 50)), int(rng.integers(2, 30)))
+            cv2.ellipse(mask, centre, axes, float(rng.integers(0, 180)), 0, 360, 1, -1)
+        else:
+            cv2.circle(mask, centre, int(rng.integers(3, 26)), 1, -1)
+    for depth in (0.1, 0.15, 0.3, 0.5, 0.7):
         np.testing.assert_array_equal(split_by_depth(mask, depth), split_by_depth_whole_field(mask, depth))
     assert split_by_depth(np.zeros_like(mask)).max() == 0
+    full = np.ones((9, 12), bool)  # no background pixel at all
+    np.testing.assert_array_equal(split_by_depth(full), split_by_depth_whole_field(full))
+
+
+def test_euclidean_distance_is_scipys_exact_transform():
+    rng = np.random.default_rng(5)
+    mask = rng.random((120, 150)) < 0.97  # many holes, objects at the border
+    mask[20:100, 30:130] = True  # and a large object
+    np.testing.assert_array_equal(euclidean_distance(mask), ndi.distance_transform_edt(mask))
 
 
 def pressed_pair(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:

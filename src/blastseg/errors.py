@@ -63,7 +63,16 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else "no details"
 
 
-TRAIN_EXTRA = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "albumentations", "matplotlib", "onnx")  # pip install "blastseg[train]"
+TRAIN_EXTRA = (
+    "torch",
+    "torchvision",
+    "timm",
+    "segmentation_models_pytorch",
+    "albumentations",
+    "matplotlib",
+    "onnx",
+    "sklearn",
+)  # pip install "blastseg[train]"
 
 
 def describe_error(error: BaseException) -> str:
