@@ -61,6 +61,27 @@ def test_predict_with_the_bundled_int8_twin_runs_with_torch_unimportable(tmp_pat
     assert "class,probability" in (tmp_path / "out" / "cells.csv").read_text().splitlines()[0]  # the bundled forest runs in NumPy
 
 
+def test_the_web_page_and_its_analysis_need_no_training_extra(tmp_path):
+    from PIL import Image
+
+    from blastseg.artifacts import example_image_path
+
+    Image.open(example_image_path()).crop((0, 0, 320, 240)).save(tmp_path / "field.png")
+    code = f"""
+import time
+from fastapi.testclient import TestClient
+from blastseg.serve.app import create_app
+with TestClient(create_app(workdir={str(tmp_path / "jobs")!r})) as client:
+    job = client.post("/api/analyze", files=[("files", ("f.png", open({str(tmp_path / "field.png")!r}, "rb").read(), "image/png"))]).json()["id"]
+    while (answer := client.get(f"/api/jobs/{{job}}").json())["status"] != "done":
+        time.sleep(0.1)
+    print(answer["images"][0]["status"], answer["classes"])
+"""
+    result = python(code, blocked=HEAVY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("done ['eosinophil', 'lymphocyte', 'monocyte', 'neutrophil']"), result.stdout
+
+
 def test_without_the_training_extra_the_torch_engine_is_one_line_naming_it(tmp_path):
     from blastseg.artifacts import example_image_path
 

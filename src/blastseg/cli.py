@@ -6,6 +6,7 @@ The library is imported inside each command, so ``blastseg --help`` stays fast a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -486,6 +487,31 @@ def export_command(
 
     images = calibration_set(calibration or [], calibration_images)
     console.print(f"wrote {export_int8(checkpoint, images, out, overwrite)} (calibrated on {len(images)} images)")
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 lets other machines reach the page (no login: only on a trusted network).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    max_files: Annotated[int, typer.Option(min=1, help="Images per upload.", rich_help_panel=INPUT)] = 20,
+    max_file_mb: Annotated[float, typer.Option(min=0.001, help="Megabytes per image file.", rich_help_panel=INPUT)] = 50.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Pixels per image, read from its header before decoding.", rich_help_panel=INPUT)] = 40_000_000,
+    keep_minutes: Annotated[float, typer.Option(min=1, help="Minutes a job's files are kept before they are deleted.", rich_help_panel=OUTPUT)] = 60.0,
+) -> None:
+    """Serve the web page: upload images, see the cells, correct the count, download the results."""
+    import uvicorn
+
+    from blastseg.serve.app import create_app
+    from blastseg.serve.uploads import Limits
+
+    limits = Limits(max_files=max_files, max_file_mb=max_file_mb, max_pixels=max_pixels)
+    server = uvicorn.Server(uvicorn.Config(create_app(limits, keep_minutes), host=host, port=port, log_level="warning"))
+    console.print(f"blastseg page at http://{host if ':' not in host else f'[{host}]'}:{port}/ (Ctrl-C stops it)")
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops cleanly on Ctrl-C, then raises it again
+        server.run()
 
 
 classify_app = typer.Typer(help="Train and cross-validate cell classifiers (random forest or CNN).", no_args_is_help=True)

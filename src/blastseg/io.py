@@ -93,8 +93,7 @@ def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages.first
             shape = page.shape
-            height, width = (shape[0], shape[1]) if len(shape) >= 2 else (shape[0] if shape else 0, 1)
-            _check_size(path, width, height, max_pixels)
+            _check_size(path, *_tiff_size(shape), max_pixels)
             if int(np.prod(shape)) > 4 * max_pixels:
                 raise ImageReadError(f"{path}: a {shape} page holds more samples than {max_pixels / 1e6:.0f} megapixels of RGBA")
             return page.asarray()
@@ -102,6 +101,11 @@ def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
         raise
     except Exception as error:  # tifffile raises many types for corrupt files
         raise ImageReadError(f"{path}: not a readable TIFF image ({type(error).__name__}: {first_line(error)})") from None
+
+
+def _tiff_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Width and height of a TIFF page of ``shape`` (rows first; a 1-D page is one column)."""
+    return (shape[1], shape[0]) if len(shape) >= 2 else (1, shape[0] if shape else 0)
 
 
 @contextlib.contextmanager
@@ -137,6 +141,21 @@ def _read_raw(path: Path, max_pixels: int) -> np.ndarray:
                 image = image.convert("L")
             return np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, MemoryError) as error:
+        raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {first_line(error)})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """An image file's width and height from its header, nothing decoded (a decompression bomb
+    costs nothing here); :class:`ImageReadError` when no header can be read."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            with tifffile.TiffFile(path) as tiff:
+                return _tiff_size(tiff.pages.first.shape)
+        with _pil_header_only(), Image.open(path) as image:
+            return image.size
+    except Exception as error:  # PIL and tifffile raise many types for a file that is not an image
         raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {first_line(error)})") from None
 
 
