@@ -47,6 +47,7 @@ from blastseg.annotations import xyc_text
 from blastseg.artifacts import DEFAULT
 from blastseg.cells import COLUMNS
 from blastseg.classify.model import CellClassifier
+from blastseg.cluster import DaskCluster, run_on_dask
 from blastseg.config import StrictModel, load_config, validate
 from blastseg.errors import ConfigError, ImageReadError, OutputError, OutputExistsError, describe_error
 from blastseg.folders import ImageInput, find_images, prepare_folder, refuse_existing
@@ -363,9 +364,13 @@ def run_in_worker(images: Sequence[ImageInput]) -> list[ImageOutcome]:
     return _worker_job.run(images)
 
 
-def run_batch(job: BatchJob, chunks: Sequence[Sequence[ImageInput]], workers: int = 1) -> Iterator[list[ImageOutcome]]:
-    """The outcomes of each chunk as it finishes: here, or in ``workers`` processes that each
-    load the job once and share the CPU threads, with at most two chunks per worker queued."""
+def run_batch(job: BatchJob, chunks: Sequence[Sequence[ImageInput]], workers: int = 1, cluster: DaskCluster | None = None) -> Iterator[list[ImageOutcome]]:
+    """The outcomes of each chunk as it finishes: here, in ``workers`` processes that each load
+    the job once and share the CPU threads, with at most two chunks per worker queued, or on the
+    workers of a Dask ``cluster`` (:mod:`blastseg.cluster`)."""
+    if cluster is not None:
+        yield from run_on_dask(cluster, job, chunks)
+        return
     if workers <= 1:
         yield from map(job.run, chunks)
         return
@@ -405,6 +410,7 @@ def segment_files(
     scale: Scale | None = None,
     report: BlastReport | None = None,
     workers: int = 1,
+    cluster: DaskCluster | None = None,
 ) -> BatchResult:
     """Segment each image file (folders: each image in them, see
     :func:`~blastseg.folders.find_images`) and write its outputs into ``out_dir`` (module docstring).
@@ -421,7 +427,8 @@ def segment_files(
     estimated from its red cells (:mod:`blastseg.scale`); ``summary.json`` records it per image and
     ``cells.csv`` gives sizes in micrometres wherever it is known. ``report`` asks for the blast
     centroid files and the blast alert (:class:`BlastReport`). ``workers`` > 1 shares the images
-    among that many processes, each with a copy of the segmenter and classifier.
+    among that many processes, each with a copy of the segmenter and classifier; a Dask
+    ``cluster`` (:func:`blastseg.cluster.connect`) shares them among its workers instead.
     """
     out_dir, output = Path(out_dir), output or OutputRules()
     inputs = find_images(images, exclude=out_dir)
@@ -446,7 +453,7 @@ def segment_files(
     todo = [image for image in inputs if not ledger.done(image.name)]
     chunks = [todo[first : first + batch_size] for first in range(0, len(todo), batch_size)]
     job = BatchJob(segmenter, out_dir, preprocess, rules, classifier, scale, report, max_pixels, output.fail_fast)
-    with closing(run_batch(job, chunks, workers)) as finished:
+    with closing(run_batch(job, chunks, workers, cluster)) as finished:
         for outcome in (outcome for outcomes in finished for outcome in outcomes):
             if outcome.reason is None:
                 ledger.add(outcome.image.name, outcome.rows, outcome.record)
@@ -470,8 +477,9 @@ def segment_with_recipe(
     on_done: Callable[[Path, str | None], None] | None = None,
     scale: Scale | None = None,
     workers: int = 1,
+    cluster: DaskCluster | None = None,
 ) -> BatchResult:
-    """``blastseg segment``: a classical recipe over image files and folders (``scale`` and ``workers`` as in :func:`segment_files`)."""
+    """``blastseg segment``: a classical recipe over image files and folders (``scale``, ``workers`` and ``cluster`` as in :func:`segment_files`)."""
     return segment_files(
         images,
         config.segmenter(),
@@ -484,6 +492,7 @@ def segment_with_recipe(
         max_pixels=config.max_pixels,
         scale=scale,
         workers=workers,
+        cluster=cluster,
     )
 
 
@@ -543,9 +552,10 @@ def predict_files(
     output: OutputRules | None = None,
     on_done: Callable[[Path, str | None], None] | None = None,
     workers: int = 1,
+    cluster: DaskCluster | None = None,
 ) -> BatchResult:
     """``blastseg predict``: a trained network (and optionally a cell classifier) over image files
-    and folders, in ``workers`` processes (see :func:`segment_files`)."""
+    and folders, in ``workers`` processes or on a Dask ``cluster`` (see :func:`segment_files`)."""
     options, images = options or PredictOptions(), find_images(images, exclude=out_dir)
     check_inputs(images)  # before the models load
     classifier = CellClassifier.load(options.classifier, device=options.device) if options.classifier else None
@@ -576,4 +586,5 @@ def predict_files(
         scale=options.scale(),
         report=options.report(),
         workers=workers,
+        cluster=cluster,
     )

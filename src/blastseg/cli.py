@@ -146,6 +146,15 @@ GlobOpt = Annotated[
     typer.Option("--glob", help="In folders, take the files matching this pattern, searched recursively (default: every image file).", rich_help_panel=INPUT),
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the images (each loads the models once).", rich_help_panel=HARDWARE)]
+DaskOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dask",
+        metavar="SCHEDULER",
+        help="Share the images among the workers of a Dask cluster: a scheduler's address, or local[:N] for N worker processes here (pip install 'blastseg[distributed]').",
+        rich_help_panel=HARDWARE,
+    ),
+]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails (default: report it and go on).", rich_help_panel=INPUT)]
 CellDiameterOpt = Annotated[
     Optional[float],
@@ -170,6 +179,23 @@ def image_progress(progress: Progress, label: str, total: int):
         progress.advance(task)
 
     return done
+
+
+@contextlib.contextmanager
+def dask_cluster(address: str | None, workers: int):
+    """The Dask cluster ``--dask`` names (closed afterwards), or ``None``."""
+    if address is None:
+        yield None
+        return
+    if workers > 1:
+        raise ConfigError("--dask and --workers both share the images: choose one (local:N gives N workers here)")
+    from blastseg.cluster import connect
+
+    cluster = connect(address)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def report_batch(result, out: Path, extra: str) -> None:
@@ -197,6 +223,7 @@ def segment(
     cell_diameter: CellDiameterOpt = None,
     pixel_size: PixelSizeOpt = None,
     workers: WorkersOpt = 1,
+    dask: DaskOpt = None,
 ) -> None:
     """Segment images with a classical method and write a mask and an overlay for each."""
     from blastseg.batch import OutputRules, ScaleOptions, segment_with_recipe
@@ -207,9 +234,9 @@ def segment(
     recipe = SegmentConfig.from_options(config, method, target, parse_params(param), max_pixels)
     scale = validate(ScaleOptions, {"cell_diameter": cell_diameter, "pixel_size": pixel_size}, "command line").scale()
     inputs = find_images(images, glob, exclude=out)
-    with progress_bar() as progress:
+    with dask_cluster(dask, workers) as cluster, progress_bar() as progress:
         on_done = image_progress(progress, f"{recipe.method} {recipe.target}", len(inputs))
-        result = segment_with_recipe(inputs, recipe, out, OutputRules(overwrite, skip_existing, fail_fast), on_done, scale, workers)
+        result = segment_with_recipe(inputs, recipe, out, OutputRules(overwrite, skip_existing, fail_fast), on_done, scale, workers, cluster)
     report_batch(result, out, "cells.csv and summary.json")
 
 
@@ -289,6 +316,7 @@ def predict(
     cell_diameter: CellDiameterOpt = None,
     pixel_size: PixelSizeOpt = None,
     workers: WorkersOpt = 1,
+    dask: DaskOpt = None,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
     regions: RegionsOpt = True,
@@ -322,9 +350,9 @@ def predict(
     }
     options = validate(PredictOptions, flags, "command line")
     inputs = find_images(images, glob, exclude=out)
-    with progress_bar() as progress:
+    with dask_cluster(dask, workers) as cluster, progress_bar() as progress:
         on_done = image_progress(progress, f"predict {checkpoint}", len(inputs))
-        result = predict_files(inputs, out, options, OutputRules(overwrite, skip_existing, fail_fast), on_done, workers)
+        result = predict_files(inputs, out, options, OutputRules(overwrite, skip_existing, fail_fast), on_done, workers, cluster)
     summary = result.summary
     counts = ", ".join(f"{n} {name}" for name, n in (summary["counts"] or {}).items())
     blasts = f"; blasts {summary['blast_percent']}% (95% CI {'-'.join(map(str, summary['blast_percent_ci']))})" if summary["blast_percent"] is not None else ""
