@@ -114,7 +114,7 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:.2f} {self.unit}/s" if task.speed else "")
 
 
-def progress_bar(unit: str = "images") -> Progress:
+def progress_bar(unit: str = "images", disable: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -123,7 +123,7 @@ def progress_bar(unit: str = "images") -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,  # no bar in logs and pipes
+        disable=disable or not console.is_terminal,  # no bar in logs and pipes
     )
 
 
@@ -408,8 +408,9 @@ def train_command(
     from blastseg.training.segmentation import cross_validate, train
 
     cfg = load_config(config, TrainConfig) if config else None
-    with progress_bar("batches") as progress:
-        monitor = ProgressMonitor(progress)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone speaks
+    with progress_bar("batches", disable=not main_rank) as progress:
+        monitor = ProgressMonitor(progress) if main_rank else None
         try:
             if folds:
                 result = cross_validate(cfg, out, folds, overwrite, monitor)
@@ -418,6 +419,8 @@ def train_command(
         except KeyboardInterrupt:
             console.print(f"interrupted; continue with: blastseg train --resume --out {out}")
             raise typer.Exit(130) from None
+    if not main_rank:
+        return
     if folds:
         for target, metrics in result.test.items():
             console.print(f"{target}: Dice {metrics['dice']['mean']:.4f} +- {metrics['dice']['std']:.4f} over {folds} folds")

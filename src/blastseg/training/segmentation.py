@@ -10,6 +10,7 @@ same path as an uninterrupted one (on CPU).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -37,6 +38,7 @@ from blastseg.segment.heads import is_multiclass
 from blastseg.segment.networks import create_model
 from blastseg.training.augment import build_augmentation
 from blastseg.training.dataset import SegmentationDataset
+from blastseg.training.distributed import Ranks, from_environment, join, largest, leave, share_buffers, summed, wait_for_all, weight_digests, wrap
 from blastseg.training.losses import build_loss
 from blastseg.training.recipe import OptimConfig, TrainConfig
 from blastseg.training.runs import Progress, has_resume_state, load_resume_state, prepare_run, reopen_run, run_started, save_resume_state, start_run
@@ -81,6 +83,8 @@ class Session:
     scheduler: Schedule
     scaler: torch.amp.GradScaler
     progress: Progress
+    ranks: Ranks = Ranks()
+    trainer: torch.nn.Module | None = None  # what the training steps call: the network, or its DDP wrapper
 
     @property
     def model(self) -> torch.nn.Module:
@@ -179,9 +183,11 @@ def lr_schedule(optimizer: torch.optim.Optimizer, optim: OptimConfig) -> Schedul
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=optim.lr_factor, patience=optim.lr_patience)
 
 
-def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], split: dict[str, list[str]], resume: bool) -> Session:
-    """Build the network, data, loss and optimiser of a run; when resuming, restore their state."""
-    device = resolve_device(config.optim.device)
+def start_session(
+    config: TrainConfig, run_dir: Path, samples: list[Sample], split: dict[str, list[str]], resume: bool, device: torch.device, ranks: Ranks = Ranks()
+) -> Session:
+    """Build the network, data, loss and optimiser of a run; when resuming, restore their state.
+    Across ``ranks``, every process builds the same network and trains it through DDP."""
     seed_everything(config.optim.seed)
     model = create_model(config.model_spec())
     if config.init_from:  # fine-tuning; a resumed run's own weights replace these below
@@ -211,18 +217,21 @@ def start_session(config: TrainConfig, run_dir: Path, samples: list[Sample], spl
         scheduler,
         scaler,
         progress,
+        ranks,
+        wrap(model, ranks, device),
     )
 
 
 def epoch_loader(session: Session, epoch: int) -> DataLoader:
-    """Each sub-dataset (group) is drawn equally often, so a small one is not drowned out."""
-    optim, groups = session.config.optim, session.train_groups
+    """Each sub-dataset (group) is drawn equally often, so a small one is not drowned out. Every
+    rank draws the same global batches (``batch_size`` per rank) and takes its share of each."""
+    optim, groups, ranks = session.config.optim, session.train_groups, session.ranks
     counts = {g: groups.count(g) for g in set(groups)}
     weights = torch.tensor([1.0 / counts[g] for g in groups], dtype=torch.double)
-    steps = optim.steps_per_epoch or math.ceil(len(groups) / optim.batch_size)
+    steps = optim.steps_per_epoch or math.ceil(len(groups) / (optim.batch_size * ranks.world))
     generator = torch.Generator().manual_seed(optim.seed * 1000 + epoch)
-    sampler = WeightedRandomSampler(weights, steps * optim.batch_size, replacement=True, generator=generator)
-    return DataLoader(session.train_set, optim.batch_size, sampler=sampler, drop_last=True, num_workers=optim.workers)
+    drawn = list(WeightedRandomSampler(weights, steps * optim.batch_size * ranks.world, replacement=True, generator=generator))
+    return DataLoader(session.train_set, optim.batch_size, sampler=drawn[ranks.rank :: ranks.world], drop_last=True, num_workers=optim.workers)
 
 
 def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float:
@@ -231,7 +240,8 @@ def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float
     A loss that is not finite stops the run with a one-line error before anything is saved
     (the weights would be NaN from then on).
     """
-    model, optimizer, scaler = session.model, session.optimizer, session.scaler
+    model = session.trainer if session.trainer is not None else session.model
+    optimizer, scaler = session.optimizer, session.scaler
     device = next(model.parameters()).device
     model.train()
     losses = []
@@ -259,16 +269,20 @@ def known_scale(config: TrainConfig, sample: Sample) -> Scale | None:
     return None if size is None else Scale(size, "recipe")
 
 
-def validation_dice(segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray, Scale | None]]) -> dict[str, float]:
+def validation_dice(
+    segmenter: DeepSegmenter, samples: list[tuple[np.ndarray, np.ndarray, Scale | None]], ranks: Ranks = Ranks(), device: torch.device | None = None
+) -> dict[str, float]:
     """Mean Dice per evaluated target over (image, labels, scale) triples, each image rescaled by
-    the scale the recipe states for it (the network is judged, not the scale estimate)."""
+    the scale the recipe states for it (the network is judged, not the scale estimate). Each of
+    ``ranks`` scores its share of the triples; the sums are added up across them."""
     targets = evaluated_targets(segmenter.target)
     scores: dict[str, list[float]] = {t: [] for t in targets}
-    for image, labels, scale in samples:
+    for image, labels, scale in samples[ranks.rank :: ranks.world]:
         predicted = segmenter.segment(image, scale).labels
         for target in targets:
             scores[target].append(dice(target_mask(predicted, target), target_mask(labels, target)))
-    return {t: float(np.mean(v)) for t, v in scores.items()}
+    *totals, count = summed([float(np.sum(scores[t])) for t in targets] + [len(scores[targets[0]])], ranks, device)
+    return {t: total / count if count else math.nan for t, total in zip(targets, totals)}
 
 
 def stopping_reason(config: TrainConfig, progress: Progress) -> str:
@@ -291,9 +305,11 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
     monitor.epoch_start(epoch, config.optim.epochs, len(loader))
     started = time.perf_counter()
     train_loss = train_epoch(session, loader, monitor)
-    scores = validation_dice(session.segmenter, session.val_pairs)
+    share_buffers(session.model, session.ranks)  # every rank validates, and rank 0 saves, the same network
+    device = next(session.model.parameters()).device
+    scores = validation_dice(session.segmenter, session.val_pairs, session.ranks, device)
     val_dice = float(np.mean(list(scores.values())))
-    progress.seconds += time.perf_counter() - started
+    progress.seconds += largest(time.perf_counter() - started, session.ranks, device)  # the slowest rank's: every rank stops together
     if isinstance(session.scheduler, PolySchedule):
         session.scheduler.step(epoch, progress.seconds)
     else:
@@ -309,14 +325,17 @@ def run_epoch(session: Session, monitor: Monitor) -> None:
     progress.history.append(record)
     progress.epoch = epoch
     card = model_card(config, {"val_dice": scores, "epoch": epoch})
-    if val_dice > progress.best:
+    improved = val_dice > progress.best
+    if improved:
         progress.best, progress.best_epoch = val_dice, epoch
-        save_checkpoint(run_dir / "best", session.model, card)
     progress.stopped = stopping_reason(config, progress)
-    save_checkpoint(run_dir / "last", session.model, card)
-    write_csv(run_dir / "metrics.csv", progress.history)
-    write_bytes(run_dir / "curves.png", draw_curves(progress.history))
-    save_resume_state(run_dir, session.model, session.optimizer, session.scheduler, session.scaler, progress)  # the commit point
+    if session.ranks.main:  # the other ranks hold the same weights and progress
+        if improved:
+            save_checkpoint(run_dir / "best", session.model, card)
+        save_checkpoint(run_dir / "last", session.model, card)
+        write_csv(run_dir / "metrics.csv", progress.history)
+        write_bytes(run_dir / "curves.png", draw_curves(progress.history))
+        save_resume_state(run_dir, session.model, session.optimizer, session.scheduler, session.scaler, progress)  # the commit point
     monitor.epoch_end(record)
 
 
@@ -349,23 +368,33 @@ def train(
     given with ``resume`` must describe the same network, and starts the run when it was killed
     before it saved its recipe (so ``--config R --resume`` can be repeated until the run is done).
     """
-    run_dir = Path(run_dir)
+    run_dir, ranks = Path(run_dir), from_environment()
     if resume and config is not None and not run_started(run_dir):
         resume, overwrite = False, True  # only blastseg's files of a run that never began are replaced
     if resume:
         config, split = reopen_run(run_dir, config)
     elif config is None:
         raise ConfigError("a new training run needs a config")
+    device = join(ranks, resolve_device(config.optim.device))
+    wait_for_all(ranks)  # every rank has looked at the run folder before rank 0 writes to it
     samples = annotated_samples(config)
     extra = train_only_samples(config, {s.group for s in samples})
     if not resume:
         split = with_train_only(split or split_samples(samples, config.data.split, config.data.seed), extra)
-        start_run(run_dir, config, split, overwrite)
+        if ranks.main:
+            start_run(run_dir, config, split, overwrite)
+        wait_for_all(ranks)
     samples += extra
-    session = start_session(config, run_dir, samples, split, resume)
+    session = start_session(config, run_dir, samples, split, resume, device, ranks)
     while not session.progress.stopped:
         run_epoch(session, monitor or Monitor())
-    return evaluate_best(config, run_dir, select(samples, split["test"]), session.progress)
+    digests = weight_digests(session.model, ranks)
+    if ranks.main and ranks.active:
+        write_json(run_dir / "distributed.json", {"world_size": ranks.world, "backend": torch.distributed.get_backend(), "weights_sha256_per_rank": digests})
+    result = evaluate_best(config, run_dir, select(samples, split["test"]), session.progress) if ranks.main else None
+    wait_for_all(ranks)
+    leave(ranks)
+    return result or TrainResult(**json.loads((run_dir / "test_metrics.json").read_text()))
 
 
 def evaluate_best(config: TrainConfig, run_dir: Path, test_samples: list[Sample], progress: Progress) -> TrainResult:
