@@ -50,7 +50,7 @@ def test_a_local_cluster_gives_the_files_and_rows_of_a_plain_run_and_survives_a_
     plain = predict_files([folder], tmp_path / "plain", options)
     cluster = connect("local:2")
     try:
-        spread = predict_files([folder], tmp_path / "dask", options, cluster=cluster)
+        spread = predict_files([folder], tmp_path / "dask", options, cluster=cluster.client)  # a notebook's own client works as it is
         assert spread.summary["images"] == plain.summary["images"] == 12 and not spread.failed
         assert rows(tmp_path / "dask") == rows(tmp_path / "plain")
         assert outputs(tmp_path / "dask") == outputs(tmp_path / "plain")

@@ -428,7 +428,8 @@ def segment_files(
     ``cells.csv`` gives sizes in micrometres wherever it is known. ``report`` asks for the blast
     centroid files and the blast alert (:class:`BlastReport`). ``workers`` > 1 shares the images
     among that many processes, each with a copy of the segmenter and classifier; a Dask
-    ``cluster`` (:func:`blastseg.cluster.connect`) shares them among its workers instead.
+    ``cluster`` (a ``dask.distributed.Client``, or what :func:`blastseg.cluster.connect` answers)
+    shares them among its workers instead.
     """
     out_dir, output = Path(out_dir), output or OutputRules()
     inputs = find_images(images, exclude=out_dir)

@@ -91,11 +91,12 @@ def run_chunks(digest: str, job: bytes, threads: int | None, chunks: list[list[A
     return [outcome for chunk in chunks for outcome in _jobs[digest].run(chunk)]
 
 
-def run_on_dask(cluster: DaskCluster, job: Any, chunks: Sequence[Sequence[Any]]) -> Iterator[list[Any]]:
+def run_on_dask(cluster: DaskCluster | Any, job: Any, chunks: Sequence[Sequence[Any]]) -> Iterator[list[Any]]:
     """The outcomes of the chunks as Dask's workers finish them (``job.run(chunk)`` there); the
-    job is sent to every worker once."""
+    job is sent to every worker once. ``cluster`` may be a plain ``dask.distributed.Client``."""
     from dask.distributed import KilledWorker, as_completed
 
+    cluster = cluster if isinstance(cluster, DaskCluster) else DaskCluster(cluster)
     client = cluster.client
     data = pickle.dumps(job)
     shared = client.scatter(data, broadcast=True, hash=False)
