@@ -4,6 +4,7 @@ would (``torchrun --nproc_per_node 2 -m blastseg train``)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,12 +37,14 @@ def test_two_ranks_hold_the_same_weights_rank_0_writes_once_and_a_killed_run_res
     saved = state_digest(load_file(tmp_path / "straight" / "last.safetensors"))
     assert ranks["weights_sha256_per_rank"] == [saved, saved]  # rank 0's checkpoint is what both ranks hold
 
-    killed = subprocess.Popen(torchrun("--config", tmp_path / "ddp.yaml", "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        torchrun("--config", tmp_path / "ddp.yaml", "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 600
     while not (tmp_path / "killed" / "last_state.pt").is_file():
         assert killed.poll() is None and time.monotonic() < deadline, "the run ended before its first epoch was saved"
         time.sleep(0.05)
-    killed.send_signal(signal.SIGTERM)  # torchrun passes it on to the ranks
+    os.killpg(killed.pid, signal.SIGKILL)  # torchrun and both ranks at once, as a lost machine would
     killed.wait(60)
     epochs_done = len((tmp_path / "killed" / "metrics.csv").read_text().splitlines()) - 1
     assert epochs_done < 3
