@@ -11,7 +11,9 @@ Three whole ``blastseg predict`` processes over the same folder (links to the BC
 3. ``--workers 2`` (blastseg's own worker processes), timed, for comparison;
 4. ``--dask local:2`` again into a fresh folder, with one Dask worker process killed (SIGKILL) once
    half the images are in ``images.jsonl``; the run must finish with every image listed once in
-   ``summary.json`` and its rows in ``cells.csv`` exactly as in the plain run.
+   ``summary.json`` and its rows in ``cells.csv`` exactly as in the plain run, and no mask written
+   before the kill may be written again (outputs are replaced atomically, so a rewritten file is a
+   new inode).
 
 Writes ``results/bench_dask.json``::
 
@@ -41,26 +43,29 @@ from blastseg.io import write_json
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def predict(folder: Path, out: Path, *extra: str, kill_at: int | None = None) -> tuple[float, bool]:
-    """Wall seconds of one ``blastseg predict`` process, and whether a Dask worker was killed in it."""
+def predict(folder: Path, out: Path, *extra: str, kill_at: int | None = None, before_kill: dict[str, int] | None = None) -> tuple[float, bool]:
+    """Wall seconds of one ``blastseg predict`` process, and whether a Dask worker was killed in it
+    (``before_kill`` then gets the inode of each mask there was just before)."""
     command = [sys.executable, "-m", "blastseg", "predict", str(folder), "--out", str(out), *extra]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = threading.Event()
     if kill_at is not None:
-        threading.Thread(target=kill_a_worker, args=(process, out / "images.jsonl", kill_at, killed), daemon=True).start()
+        threading.Thread(target=kill_a_worker, args=(process, out, kill_at, killed, before_kill), daemon=True).start()
     _, errors = process.communicate()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {errors.strip()}")
     return time.perf_counter() - started, killed.is_set()
 
 
-def kill_a_worker(process: subprocess.Popen, journal: Path, kill_at: int, killed: threading.Event) -> None:
+def kill_a_worker(process: subprocess.Popen, out: Path, kill_at: int, killed: threading.Event, before_kill: dict[str, int] | None) -> None:
     """SIGKILL one Dask worker process (spawned by its nanny inside ``process``) once ``kill_at`` images are done."""
-    while process.poll() is None and finished(journal) < kill_at:
+    while process.poll() is None and finished(out / "images.jsonl") < kill_at:
         time.sleep(0.1)
     workers = [pid for pid in descendants(process.pid) if "spawn_main" in command_line(pid)]
     if workers and process.poll() is None:
+        if before_kill is not None:
+            before_kill.update(mask_inodes(out))
         os.kill(workers[0], signal.SIGKILL)
         killed.set()
 
@@ -86,6 +91,10 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def mask_inodes(out: Path) -> dict[str, int]:
+    return {str(path.relative_to(out)): path.stat().st_ino for path in out.rglob("*_mask.png")}
 
 
 def cluster_overhead(repeats: int = 3) -> float:
@@ -120,7 +129,9 @@ def main() -> None:
         plain_s, _ = predict(folder, Path(scratch) / "plain")
         dask_s, _ = predict(folder, Path(scratch) / "dask", "--dask", "local:2")
         workers_s, _ = predict(folder, Path(scratch) / "workers", "--workers", "2")
-        killed_s, killed = predict(folder, Path(scratch) / "killed", "--dask", "local:2", kill_at=args.images // 2)
+        before_kill: dict[str, int] = {}
+        killed_s, killed = predict(folder, Path(scratch) / "killed", "--dask", "local:2", kill_at=args.images // 2, before_kill=before_kill)
+        after = mask_inodes(Path(scratch) / "killed")
         summaries = {name: json.loads((Path(scratch) / name / "summary.json").read_text()) for name in ("plain", "dask", "killed")}
         listed = Counter(row[0][1] for row in rows(Path(scratch) / "killed"))
         result = {
@@ -146,6 +157,8 @@ def main() -> None:
             "killed_run_failed": len(summaries["killed"]["failed"]),
             "killed_run_same_rows": rows(Path(scratch) / "killed") == rows(Path(scratch) / "plain"),
             "killed_run_images_with_rows_twice": sum(1 for name in names if listed.get(name, 0) > summaries["plain"]["per_image"][name]["cells"]),
+            "killed_run_masks_before_the_kill": len(before_kill),
+            "killed_run_masks_written_again": sum(1 for name, inode in before_kill.items() if after.get(name) != inode),
         }
     write_json(args.out, result)
     print(result)

@@ -138,3 +138,34 @@ def test_a_worker_that_dies_is_one_line_and_the_finished_images_are_kept(capsys,
     kept = read_journal(tmp_path / "out" / "images.jsonl")
     assert "3.png" not in kept and all(name in {p.name for p in paths} for name in kept)
     assert sorted(row["image"] for row in rows_of(tmp_path / "out")) == sorted(kept)
+
+
+class CountingSegmenter:
+    """A segmenter that records how many images each ``segment_many`` call gets."""
+
+    def __init__(self, inner):
+        self.inner, self.target, self.calls = inner, inner.target, []
+
+    def segment(self, image):
+        return self.inner.segment(image)
+
+    def segment_many(self, images):
+        self.calls.append(len(images))
+        return self.inner.segment_many(images)
+
+
+def test_a_job_that_keeps_outcomes_runs_again_only_the_images_it_had_not_finished(tmp_path):
+    from blastseg.batch import BatchJob
+    from blastseg.segment import create_segmenter
+
+    images = find_images(save_cells([tmp_path / "in" / f"c{i}.png" for i in range(3)]))
+    (tmp_path / "kept").mkdir()
+    counting = CountingSegmenter(create_segmenter("otsu", target="cell"))
+    job = BatchJob(counting, tmp_path / "out", kept=tmp_path / "kept")
+    first = job.run(images)
+    assert counting.calls == [3] and all(outcome.reason is None and outcome.rows for outcome in first)
+    assert len(list((tmp_path / "kept").iterdir())) == 3
+    (tmp_path / "kept" / job.kept_path(images[1]).name).unlink()  # as if the worker died before finishing it
+    again = job.run(images)
+    assert counting.calls == [3, 1]  # only the unfinished image is segmented again
+    assert [(o.image, o.rows, o.record) for o in again] == [(o.image, o.rows, o.record) for o in first]

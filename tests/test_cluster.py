@@ -1,5 +1,6 @@
 """Batches on a Dask LocalCluster (``--dask``): the same files and rows as a plain run, a killed
-worker loses nothing, and without the extra one line names the install command."""
+worker loses nothing and its finished chunks are not run again, and without the extra one line
+names the install command."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 from PIL import Image
 
 from blastseg.artifacts import example_image_path
-from blastseg.batch import PredictOptions, predict_files
+from blastseg.batch import KEPT, BatchJob, ImageOutcome, PredictOptions, predict_files, run_batch
+from blastseg.folders import find_images
+from blastseg.segment import create_segmenter
 from tests.test_architecture import python
 
 dask_distributed = pytest.importorskip("dask.distributed", reason="the distributed extra is not installed (pip install -e '.[test]')")
@@ -76,6 +79,42 @@ def test_a_local_cluster_gives_the_files_and_rows_of_a_plain_run_and_survives_a_
         listed = [row["image"] for row in rows(tmp_path / "killed")]
         assert sorted(set(listed)) == sorted({row["image"] for row in rows(tmp_path / "plain")})
         assert rows(tmp_path / "killed") == rows(tmp_path / "plain")  # every image once, with its rows
+    finally:
+        cluster.close()
+
+
+class DiesAfterTwoImages(BatchJob):
+    """A batch job that logs each image it finishes and, the first time it has finished two,
+    SIGKILLs its own worker (in the middle of a chunk)."""
+
+    def keep(self, outcome: ImageOutcome) -> ImageOutcome:
+        kept = super().keep(outcome)
+        log = self.out_dir.with_suffix(".log")
+        with log.open("a") as handle:
+            handle.write(f"{outcome.image.name}\n")
+        died = log.with_suffix(".died")
+        if len(log.read_text().split()) == 2 and not died.exists():
+            died.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return kept
+
+
+@pytest.mark.slow
+def test_a_chunk_run_again_after_its_worker_died_redoes_only_the_images_that_worker_had_not_finished(folder, tmp_path):
+    from blastseg.cluster import connect, run_on_dask
+
+    images = find_images([folder])[:6]
+    cluster = connect("local:2")
+    try:
+        runs = {}
+        for keeping in (True, False):
+            job = DiesAfterTwoImages(create_segmenter("otsu", target="cell"), tmp_path / f"keeping_{keeping}")
+            outcomes = [o for part in (run_batch(job, [images], cluster=cluster) if keeping else run_on_dask(cluster, job, [images])) for o in part]
+            assert job.out_dir.with_suffix(".died").exists() and sorted(o.image.name for o in outcomes if o.reason is None) == sorted(i.name for i in images)
+            runs[keeping] = job.out_dir.with_suffix(".log").read_text().split()
+        assert sorted(runs[True]) == sorted(i.name for i in images)  # every image once
+        assert not (tmp_path / "keeping_True" / KEPT).exists()  # and the kept outcomes are gone at the end
+        assert all(runs[False].count(name) == 2 for name in runs[False][:2])  # not kept: the two finished images ran again
     finally:
         cluster.close()
 

@@ -24,18 +24,20 @@ outputs; rows then arrive in the order images finish.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -315,12 +317,16 @@ class BatchJob:
     report: BlastReport = field(default_factory=BlastReport)
     max_pixels: int = MAX_PIXELS
     fail_fast: bool = False
+    kept: Path | None = None
+    """Where each finished image's outcome waits (:func:`keeping_outcomes`), so that the same
+    images run again (a Dask task whose worker died) are not redone."""
 
     def run(self, images: Sequence[ImageInput]) -> list[ImageOutcome]:
-        """Segment, analyse and write a few images (one ``segment_many`` call); with
-        ``fail_fast``, none after the first that fails."""
-        outcomes = []
-        for image, pixels, answer in segment_chunk(images, self.segmenter, self.preprocess, self.max_pixels):
+        """Segment, analyse and write a few images (one ``segment_many`` call), taking those
+        already ``kept``; with ``fail_fast``, none after the first that fails."""
+        outcomes = {image: outcome for image in images if (outcome := self.kept_outcome(image)) is not None}
+        todo = [image for image in images if image not in outcomes]
+        for image, pixels, answer in segment_chunk(todo, self.segmenter, self.preprocess, self.max_pixels):
             try:
                 if isinstance(answer, Exception):
                     raise answer
@@ -329,12 +335,47 @@ class BatchJob:
                 written = write_image_outputs(output_paths(image, self.out_dir, self.report.xyc), analysis, self.segmenter.target)
                 counts = analysis.summary()
                 record = image_record(counts, scale, answer.info.get("rescale"), self.report.flagged(counts))
-                outcomes.append(ImageOutcome(image, written, analysis.cells, record))
+                outcomes[image] = self.keep(ImageOutcome(image, written, analysis.cells, record))
             except Exception as error:  # this image failed: say why and go on with the others
-                outcomes.append(ImageOutcome(image, reason=describe_error(error)))
+                outcomes[image] = ImageOutcome(image, reason=describe_error(error))
                 if self.fail_fast:
                     break
-        return outcomes
+        ordered = [outcomes[image] for image in images if image in outcomes]
+        failed = next((n for n, outcome in enumerate(ordered) if outcome.reason is not None), None)
+        return ordered[: failed + 1] if self.fail_fast and failed is not None else ordered
+
+    def kept_path(self, image: ImageInput) -> Path | None:
+        """Where ``image``'s outcome is kept (``None`` when the job keeps none)."""
+        return None if self.kept is None else self.kept / f"{hashlib.sha256(image.name.encode()).hexdigest()[:32]}.pickle"
+
+    def kept_outcome(self, image: ImageInput) -> ImageOutcome | None:
+        """The outcome kept for ``image`` by an earlier run of it, if any."""
+        path = self.kept_path(image)
+        return pickle.loads(path.read_bytes()) if path is not None and path.is_file() else None
+
+    def keep(self, outcome: ImageOutcome) -> ImageOutcome:
+        """Keep a finished image's outcome (atomically) when the job keeps them."""
+        path = self.kept_path(outcome.image)
+        if path is not None:
+            write_bytes(path, pickle.dumps(outcome))
+        return outcome
+
+
+KEPT = ".blastseg-dask"  # in the output folder: finished images' outcomes while a Dask batch runs
+
+
+@contextmanager
+def keeping_outcomes(job: BatchJob) -> Iterator[BatchJob]:
+    """``job`` keeping each finished image's outcome in ``OUT/.blastseg-dask/RUN`` (a folder
+    every Dask worker can write, as they write the outputs) until the batch ends."""
+    kept = job.out_dir / KEPT / os.urandom(8).hex()
+    kept.mkdir(parents=True)
+    try:
+        yield replace(job, kept=kept)
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+        if kept.parent.is_dir() and not any(kept.parent.iterdir()):
+            kept.parent.rmdir()
 
 
 _worker_job: BatchJob | None = None  # the job of a worker process, loaded once by start_worker
@@ -369,7 +410,8 @@ def run_batch(job: BatchJob, chunks: Sequence[Sequence[ImageInput]], workers: in
     the job once and share the CPU threads, with at most two chunks per worker queued, or on the
     workers of a Dask ``cluster`` (:mod:`blastseg.cluster`)."""
     if cluster is not None:
-        yield from run_on_dask(cluster, job, chunks)
+        with keeping_outcomes(job) as keeping:
+            yield from run_on_dask(cluster, keeping, chunks)
         return
     if workers <= 1:
         yield from map(job.run, chunks)

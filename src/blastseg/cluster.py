@@ -2,8 +2,9 @@
 workers instead, each of which loads the job (the models) once, writes its images' outputs and
 sends back their rows; the batch here keeps ``cells.csv``, ``images.jsonl`` and
 ``summary.json`` as it always does. A worker that dies loses only the chunks it had not finished:
-Dask runs them again elsewhere, and an image's outputs are written atomically, so a chunk run
-twice writes the same files again and is listed once.
+Dask runs its task again elsewhere, and the images it had finished are not run again: the batch
+keeps each image's outcome (atomically, beside the outputs) as it finishes, and a task run again
+takes those it finds.
 
 Needs the ``distributed`` extra (``pip install 'blastseg[distributed]'``).
 
@@ -91,15 +92,23 @@ def run_chunks(digest: str, job: bytes, threads: int | None, chunks: list[list[A
     return [outcome for chunk in chunks for outcome in _jobs[digest].run(chunk)]
 
 
+def job_bytes(data: bytes) -> bytes:
+    """The pickled job as a task's result, which each worker fetches once and which Dask computes
+    again if every worker holding it dies (data scattered to the workers would be lost with them)."""
+    return data
+
+
 def run_on_dask(cluster: DaskCluster | Any, job: Any, chunks: Sequence[Sequence[Any]]) -> Iterator[list[Any]]:
     """The outcomes of the chunks as Dask's workers finish them (``job.run(chunk)`` there); the
-    job is sent to every worker once. ``cluster`` may be a plain ``dask.distributed.Client``."""
+    job goes to each worker once. ``cluster`` may be a plain ``dask.distributed.Client``. A task
+    may run twice (its worker died): ``job.run`` should not redo what it finished the first time
+    (:class:`blastseg.batch.BatchJob` keeps each image's outcome for that)."""
     from dask.distributed import KilledWorker, as_completed
 
     cluster = cluster if isinstance(cluster, DaskCluster) else DaskCluster(cluster)
     client = cluster.client
     data = pickle.dumps(job)
-    shared = client.scatter(data, broadcast=True, hash=False)
+    shared = client.submit(job_bytes, data, pure=False)  # not scattered: Dask cannot make scattered data again
     digest = hashlib.sha256(data).hexdigest()
     per_task = max(1, cluster.images_per_task // max(1, max((len(chunk) for chunk in chunks), default=1)))
     tasks = [[list(chunk) for chunk in chunks[first : first + per_task]] for first in range(0, len(chunks), per_task)]
