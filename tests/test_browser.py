@@ -183,6 +183,14 @@ def test_the_page_reads_at_200_percent_zoom_in_the_dark(browser, server):
     context.close()
 
 
+def test_the_api_page_renders_without_the_internet(page, server):
+    page.goto(f"{server}/docs")
+    page.get_by_text("/api/analyze", exact=True).first.wait_for(timeout=30_000)  # Swagger UI drew the operations
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "api_docs.png")
+    assert page.problems == []  # and nothing was fetched from anywhere else
+
+
 @pytest.mark.slow
 def test_a_2592x1944_field_keeps_the_server_answering(page, server):
     tile = np.asarray(Image.open(example_image_path()).convert("RGB"))

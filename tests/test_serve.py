@@ -2,6 +2,7 @@
 corrections and the ZIP, every limit, hostile uploads, concurrent jobs and expiry."""
 
 import io
+import re
 import signal
 import socket
 import subprocess
@@ -145,6 +146,17 @@ def test_hostile_uploads_are_refused_and_the_server_keeps_serving(client, field_
     one_line_refusal(wrong, 400, "image 1 has no cell 999")
     unknown = client.post(f"/api/jobs/{job['id']}/corrections", json={"changes": [{"image": 1, "cell": 1, "class": "dragon"}]})
     one_line_refusal(unknown, 400, "'dragon' is not a class to relabel to (valid: eosinophil, lymphocyte")
+
+
+def test_the_api_pages_load_their_viewers_from_this_server(client):
+    """/docs and /redoc work in a lab without internet: every script, style and icon they name is served here."""
+    assert {"/api/analyze", "/api/jobs/{job_id}", "/api/jobs/{job_id}/zip"} <= set(client.get("/openapi.json").json()["paths"])
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert len(assets) >= 2 and all(asset.startswith("/") for asset in assets), assets
+        assert "http://" not in html and "https://" not in html
+        assert all(client.get(asset).status_code == 200 for asset in assets)
 
 
 def test_concurrent_jobs_each_get_their_own_results(client, field_png):

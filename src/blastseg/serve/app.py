@@ -1,7 +1,7 @@
 """The FastAPI app of ``blastseg serve``: the page (plain HTML, CSS and JavaScript under
 ``page/``, nothing loaded from elsewhere) and the HTTP API it uses, which scripts may use too
-(FastAPI documents it at ``/docs``, a page whose viewer comes from a CDN;
-``/openapi.json`` is always served):
+(documented at ``/docs`` and ``/redoc``, whose viewers ``fastapi-offline`` serves from here
+too, and at ``/openapi.json``):
 
 - ``POST /api/analyze`` (multipart: ``files`` and the settings) → ``202 {"id": ...}``;
 - ``GET /api/jobs/{id}`` → status, per image its state, counts and error;
@@ -23,6 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from blastseg.errors import BlastsegError, describe_error
@@ -35,6 +36,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+API_PAGES = ("/docs", "/redoc")
 IMAGE_FILES = {
     "view.jpg": ("page", "{stem}.jpg", "image/jpeg"),
     "cells.json": ("page", "{stem}.json", "application/json"),
@@ -66,13 +68,13 @@ def create_app(limits: Limits | None = None, keep_minutes: float = 60.0, workdir
         yield
         store.close()
 
-    app = FastAPI(title="blastseg", summary="White cells and blasts in blood smear images", lifespan=lifespan)
+    app = FastAPIOffline(title="blastseg", summary="White cells and blasts in blood smear images", lifespan=lifespan, favicon_url="/page/icon.svg")
     app.state.store, app.state.limits = store, limits
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
-        if request.url.path not in (app.docs_url, app.redoc_url):  # FastAPI's API pages load their viewer from a CDN
+        if request.url.path not in API_PAGES:  # their viewers start with an inline script
             response.headers.update(SECURITY_HEADERS)
         return response
 
