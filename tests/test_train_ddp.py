@@ -28,10 +28,7 @@ def test_two_ranks_hold_the_same_weights_rank_0_writes_once_and_a_killed_run_res
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(recipe(cells_dataset, epochs=3, steps_per_epoch=2, device="cpu")))
     straight = subprocess.run(torchrun("--config", tmp_path / "ddp.yaml", "--out", tmp_path / "straight"), capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    assert [line for line in straight.stderr.splitlines() if line.startswith("epoch ")][:3] == [
-        line for line in straight.stderr.splitlines() if line.startswith("epoch ")
-    ]  # one line per epoch: rank 0 alone speaks
-    assert sum(line.startswith("epoch ") for line in straight.stderr.splitlines()) == 3
+    assert sum(line.startswith("epoch ") for line in straight.stderr.splitlines()) == 3  # one line per epoch: rank 0 alone speaks
     ranks = json.loads((tmp_path / "straight" / "distributed.json").read_text())
     assert ranks["world_size"] == 2 and ranks["backend"] == "gloo"
     saved = state_digest(load_file(tmp_path / "straight" / "last.safetensors"))

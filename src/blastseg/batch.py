@@ -323,7 +323,7 @@ class BatchJob:
 
     def run(self, images: Sequence[ImageInput]) -> list[ImageOutcome]:
         """Segment, analyse and write a few images (one ``segment_many`` call), taking those
-        already ``kept``; with ``fail_fast``, none after the first that fails."""
+        already ``kept``; with ``fail_fast``, none is run after the first that fails."""
         outcomes = {image: outcome for image in images if (outcome := self.kept_outcome(image)) is not None}
         todo = [image for image in images if image not in outcomes]
         for image, pixels, answer in segment_chunk(todo, self.segmenter, self.preprocess, self.max_pixels):
@@ -340,9 +340,7 @@ class BatchJob:
                 outcomes[image] = ImageOutcome(image, reason=describe_error(error))
                 if self.fail_fast:
                     break
-        ordered = [outcomes[image] for image in images if image in outcomes]
-        failed = next((n for n, outcome in enumerate(ordered) if outcome.reason is not None), None)
-        return ordered[: failed + 1] if self.fail_fast and failed is not None else ordered
+        return [outcomes[image] for image in images if image in outcomes]
 
     def kept_path(self, image: ImageInput) -> Path | None:
         """Where ``image``'s outcome is kept (``None`` when the job keeps none)."""

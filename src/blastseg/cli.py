@@ -404,11 +404,12 @@ def train_command(
             raise ConfigError("--resume needs --out RUN, the folder of the run to continue")
         out = Path("runs") / config.stem
     from blastseg.config import load_config
+    from blastseg.training.distributed import from_environment
     from blastseg.training.recipe import TrainConfig
     from blastseg.training.segmentation import cross_validate, train
 
     cfg = load_config(config, TrainConfig) if config else None
-    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone speaks
+    main_rank = from_environment().main  # under torchrun, rank 0 alone speaks
     with progress_bar("batches", disable=not main_rank) as progress:
         monitor = ProgressMonitor(progress) if main_rank else None
         try:

@@ -1,10 +1,9 @@
 """Batches on a Dask cluster (``--dask``): the chunks of images a batch would run here go to Dask
 workers instead, each of which loads the job (the models) once, writes its images' outputs and
 sends back their rows; the batch here keeps ``cells.csv``, ``images.jsonl`` and
-``summary.json`` as it always does. A worker that dies loses only the chunks it had not finished:
-Dask runs its task again elsewhere, and the images it had finished are not run again: the batch
-keeps each image's outcome (atomically, beside the outputs) as it finishes, and a task run again
-takes those it finds.
+``summary.json`` as it always does. A worker that dies loses only the images it had not
+finished: Dask runs its task again elsewhere, and the batch keeps each finished image's outcome
+(atomically, beside the outputs), which the task run again takes instead of redoing it.
 
 Needs the ``distributed`` extra (``pip install 'blastseg[distributed]'``).
 

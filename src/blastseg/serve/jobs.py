@@ -10,7 +10,6 @@ what the page draws).
 
 from __future__ import annotations
 
-import csv
 import io
 import shutil
 import threading
@@ -30,7 +29,7 @@ from scipy import ndimage as ndi
 
 from blastseg.analysis import count_cells
 from blastseg.annotations import xyc_text
-from blastseg.batch import CELLS_CSV, JOURNAL, PredictOptions, predict_files, read_journal, segment_files
+from blastseg.batch import CELLS_CSV, JOURNAL, PredictOptions, predict_files, read_journal, read_rows, segment_files
 from blastseg.classify.card import read_classifier_card
 from blastseg.classify.model import bundled_classifier
 from blastseg.config import StrictModel
@@ -139,14 +138,11 @@ def polygons(mask: np.ndarray, x0: int, y0: int) -> list[list[list[int]]]:
     return [(cv2.approxPolyDP(c, 0.7, True).reshape(-1, 2) + (x0 - 1, y0 - 1)).tolist() for c in contours if len(c) >= 3]
 
 
-def read_rows(results: Path) -> dict[str, list[dict[str, str]]]:
+def rows_by_image(results: Path) -> dict[str, list[dict[str, str]]]:
     """The rows of ``cells.csv`` by image name."""
     by_image: dict[str, list[dict[str, str]]] = {}
-    path = results / CELLS_CSV
-    if path.is_file():
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                by_image.setdefault(row["image"], []).append(row)
+    for row in read_rows(results / CELLS_CSV):
+        by_image.setdefault(row["image"], []).append(row)
     return by_image
 
 
@@ -252,7 +248,7 @@ class JobStore:
             mask = cv2.imread(str(job.results / f"{image.stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
             nuclei = (mask == 255).astype(np.uint8)
         outlines = cell_outlines(instances, nuclei)
-        rows = read_rows(job.results).get(image.path.name, [])
+        rows = rows_by_image(job.results).get(image.path.name, [])
         cells = [{**{k: row.get(k) for k in SHOWN_COLUMNS if k in row}, **outlines.get(int(row["cell_id"]), {"outline": [], "nucleus": []})} for row in rows]
         write_json(page / f"{image.stem}.json", {"width": rgb.shape[1], "height": rgb.shape[0], "cells": cells})
         write_xyc(job.results / f"{image.stem}.xyc", rows)
@@ -261,7 +257,7 @@ class JobStore:
         """Record the user's relabelled and dropped cells, replacing earlier corrections, and write
         ``corrections.json`` and ``cells_corrected.csv`` beside ``cells.csv``; returns the corrected counts."""
         allowed = correction_classes(job.classes)
-        rows = read_rows(job.results)
+        rows = rows_by_image(job.results)
         known = {(image.index, int(row["cell_id"])) for image in job.images if image.path for row in rows.get(image.path.name, [])}
         for change in changes:
             if (change["image"], change["cell"]) not in known:

@@ -83,8 +83,8 @@ class Session:
     scheduler: Schedule
     scaler: torch.amp.GradScaler
     progress: Progress
+    trainer: torch.nn.Module  # what the training steps call: the network, or its DDP wrapper
     ranks: Ranks = Ranks()
-    trainer: torch.nn.Module | None = None  # what the training steps call: the network, or its DDP wrapper
 
     @property
     def model(self) -> torch.nn.Module:
@@ -217,8 +217,8 @@ def start_session(
         scheduler,
         scaler,
         progress,
-        ranks,
         wrap(model, ranks, device),
+        ranks,
     )
 
 
@@ -240,8 +240,7 @@ def train_epoch(session: Session, loader: DataLoader, monitor: Monitor) -> float
     A loss that is not finite stops the run with a one-line error before anything is saved
     (the weights would be NaN from then on).
     """
-    model = session.trainer if session.trainer is not None else session.model
-    optimizer, scaler = session.optimizer, session.scaler
+    model, optimizer, scaler = session.trainer, session.optimizer, session.scaler
     device = next(model.parameters()).device
     model.train()
     losses = []
