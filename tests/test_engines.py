@@ -15,7 +15,7 @@ from blastseg.io import read_image
 from blastseg.segment.checkpoint import ModelCard, save_checkpoint
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.segment.engines import OnnxEngine, TorchEngine, load_engine, onnx_twin, twin_engine, twin_for, weights_digest
-from blastseg.segment.export import export_int8, export_onnx
+from blastseg.segment.export import constant_upsampling, export_int8, export_onnx
 from blastseg.segment.inference import CONTEXT, predict_probabilities, predict_where_cells_are
 from blastseg.segment.networks import ModelSpec, create_model
 from tests.synthetic import synthetic_field
@@ -95,6 +95,43 @@ def test_export_from_the_command_line(checkpoint, tmp_path):
     assert result.returncode == 0 and OnnxEngine(tmp_path / "copy.onnx").made_from == weights_digest(checkpoint.with_suffix(".safetensors"))
     result = invoke("export", "--checkpoint", checkpoint, "--format", "tflite")
     assert result.returncode == 2 and "unknown export format 'tflite'; valid: onnx" in result.stderr
+
+
+def upsampling_model(factor: int):
+    """An ONNX model that resizes its input (nearest) to ``factor`` times its own height and
+    width, computed from its shape at every run, as smp's decoder sizes its upsampling."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = {"starts": [0], "mid": [2], "ends": [4], "factor": [factor]}
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "starts", "mid"], ["batch_channels"]),
+        helper.make_node("Slice", ["shape", "mid", "ends"], ["sides"]),
+        helper.make_node("Mul", ["sides", "factor"], ["bigger"]),
+        helper.make_node("Concat", ["batch_channels", "bigger"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+    ]
+    graph = helper.make_graph(
+        nodes, "upsample", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "H", "W"])],
+        [numpy_helper.from_array(np.array(value, np.int64), name) for name, value in constants.items()],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_doubling_computed_from_shapes_becomes_a_constant_scale_and_nothing_else_is_rewritten():
+    doubling, tripling = upsampling_model(2), upsampling_model(3)
+    rewritten = constant_upsampling(doubling)
+    assert [node.op_type for node in rewritten.graph.node] == ["Resize"] and [node.op_type for node in doubling.graph.node][0] == "Shape"
+    assert constant_upsampling(tripling) is tripling  # a scale of 2 would change its output: left alone
+
+
+def test_the_twins_upsample_by_a_constant_scale(checkpoint):
+    import onnx
+
+    for twin in (onnx_twin(checkpoint.with_suffix(".safetensors")), bundled("models", "default.onnx"), bundled("models", "default.int8.onnx")):
+        operators = {node.op_type for node in onnx.load(twin).graph.node}
+        assert "Resize" in operators and "Shape" not in operators, twin
 
 
 def test_the_bundled_twin_was_made_from_the_bundled_weights():

@@ -1,7 +1,9 @@
 """Write a segmentation checkpoint's ONNX twin and int8 twin, for the ONNX Runtime engines.
 
-The twin holds the network alone (image in, logits out, any batch size and image size);
-preprocessing, tiling and decoding stay in blastseg, so every engine shares them. It records the
+The twin holds the network alone (image in, logits out, any batch size, any image whose sides are
+multiples of the encoder's stride, as blastseg pads them); preprocessing, tiling and decoding stay
+in blastseg, so every engine shares them. Its decoder upsamples by a constant factor of 2
+(:func:`constant_upsampling`), not to sizes computed from other tensors' shapes at every run. It records the
 SHA-256 of the weights it was made from (:data:`~blastseg.segment.engines.WEIGHTS_KEY`), so a
 twin left beside other weights is refused rather than trusted. The int8 twin is the ONNX twin
 quantised by ONNX Runtime (static, QDQ: weights int8 per channel, activations uint8 with min-max
@@ -18,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +31,9 @@ from blastseg.io import atomic_path, read_image
 from blastseg.segment.checkpoint import checkpoint_files, load_checkpoint, read_checkpoint
 from blastseg.segment.deep import DeepSegmenter
 from blastseg.segment.engines import PRECISION_KEY, WEIGHTS_KEY, OnnxEngine, onnx_twin, twin_engine, weights_digest
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 17
 SAMPLE_SIDE = 256  # the traced example; height, width and batch stay dynamic
@@ -53,8 +59,69 @@ def export_onnx(checkpoint: str | Path = DEFAULT, out: str | Path | None = None,
         )  # fmt: skip
         graph = onnx.load(str(tmp))
         graph.metadata_props.add(key=WEIGHTS_KEY, value=weights_digest(weights))
-        onnx.save(graph, str(tmp))
+        onnx.save(constant_upsampling(graph), str(tmp))
     return target
+
+
+def constant_upsampling(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each Resize that is given an output size (smp's U-Net decoder sizes every
+    upsampling by its skip connection's shape) given the scale 2 instead, and
+    the shape arithmetic that computed the sizes removed. On inputs blastseg pads, every decoder
+    step doubles, so the logits are the same bit for bit: the rewritten model is returned only when
+    ONNX Runtime gives identical logits on two test inputs, else ``model`` unchanged. Computing
+    the sizes made the int8 twin dequantise (and transpose) every skip connection only to read
+    its shape."""
+    import onnx
+    from onnx import numpy_helper
+
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    graph = rewritten.graph
+    sized = [node for node in graph.node if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]]
+    if not sized:
+        return model
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "blastseg.upsampling_scales")
+    graph.initializer.append(scales)
+    for node in sized:
+        node.input[2] = scales.name
+        del node.input[3]
+    drop_unused(graph)
+    return rewritten if same_logits(model, rewritten) else model
+
+
+def drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove the nodes and initialisers no output of ``graph`` depends on."""
+    needed = {output.name for output in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    initializers = [tensor for tensor in graph.initializer if tensor.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def same_logits(model: onnx.ModelProto, other: onnx.ModelProto) -> bool:
+    """Whether ONNX Runtime gives the two models' identical outputs on random inputs of two sizes."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sessions = [ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]) for m in (model, other)]
+    name, channels = sessions[0].get_inputs()[0].name, model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    rng = np.random.default_rng(0)
+    for shape in ((1, channels, SAMPLE_SIDE, SAMPLE_SIDE), (2, channels, 64, 160)):
+        batch = rng.normal(size=shape).astype(np.float32)
+        try:
+            first, second = (session.run(None, {name: batch})[0] for session in sessions)
+        except Exception:  # onnxruntime's own error types: the rewrite broke the graph (shapes that no longer meet)
+            return False
+        if not np.array_equal(first, second):
+            return False
+    return True
 
 
 def calibration_set(paths: Sequence[str | Path], count: int = 64) -> list[np.ndarray]:
