@@ -381,12 +381,16 @@ def filter_areas(instances: np.ndarray, min_area: int, max_area: int | None = No
 
     >>> filter_areas(np.array([[1, 1, 0, 2, 3, 3, 3]]), min_area=2).tolist()
     [[1, 1, 0, 0, 2, 2, 2]]
+    >>> filter_areas(np.array([[2, 2, 0, 1], [0, 0, 0, 0]]), min_area=1).tolist()  # all kept, numbered as they were
+    [[2, 2, 0, 1], [0, 0, 0, 0]]
     """
     areas = np.bincount(instances.ravel())
     keep = areas >= min_area
     if max_area is not None:
         keep &= areas <= max_area
     keep[0] = False
+    if keep[1:].all():  # nothing to drop, nothing to renumber: spare the lookup over every pixel
+        return instances.astype(np.int32)
     renumber = np.zeros(areas.size, np.int32)
     renumber[keep] = np.arange(1, int(keep.sum()) + 1)
     return renumber[instances]
