@@ -4,6 +4,7 @@ kill or a lost file, the journal, and worker processes that give the same output
 import csv
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -138,6 +139,28 @@ def test_a_worker_that_dies_is_one_line_and_the_finished_images_are_kept(capsys,
     kept = read_journal(tmp_path / "out" / "images.jsonl")
     assert "3.png" not in kept and all(name in {p.name for p in paths} for name in kept)
     assert sorted(row["image"] for row in rows_of(tmp_path / "out")) == sorted(kept)
+
+
+class DiesOnThirdChunk:
+    """A stand-in for :class:`~blastseg.batch.BatchJob` whose worker dies on the chunk ``["dies"]``."""
+
+    def run(self, chunk):
+        if chunk == ["dies"]:
+            os._exit(9)
+        return chunk
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_while_the_caller_writes_is_the_same_one_line():
+    """The pool breaks while the caller is busy with a finished chunk, so the next chunk's submit,
+    not a result, is the first to see it."""
+    chunks = [["a"], ["b"], ["dies"], ["c"], ["d"], ["e"], ["f"]]
+    seen = []
+    with pytest.raises(OutputError, match=r"a worker process died"):
+        for outcomes in batch.run_batch(DiesOnThirdChunk(), chunks, workers=2):
+            seen += outcomes
+            time.sleep(1.5)  # writing the outputs, long enough for the pool to notice the death
+    assert "dies" not in seen and set(seen) <= {"a", "b", "c", "d", "e", "f"}
 
 
 class CountingSegmenter:

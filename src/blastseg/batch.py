@@ -426,10 +426,9 @@ def run_batch(job: BatchJob, chunks: Sequence[Sequence[ImageInput]], workers: in
                     return
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        raise OutputError("a worker process died (out of memory?); the images it finished are kept: rerun with --skip-existing") from None
+                    yield future.result()
+        except BrokenProcessPool:  # seen by a result, or by the next submit if a worker died first
+            raise OutputError("a worker process died (out of memory?); the images it finished are kept: rerun with --skip-existing") from None
         finally:
             for future in pending:
                 future.cancel()
