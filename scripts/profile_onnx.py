@@ -18,21 +18,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnx
+
+from blastseg.segment.engines import cpu_session
+from blastseg.segment.export import largest_logit_difference
 
 SHAPES = ((1, 3, 256, 256), (4, 3, 64, 96), (2, 3, 512, 512), (1, 3, 160, 352))  # sides as blastseg pads them: multiples of 32
 
 
-def session(path: Path, profile: bool = False) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.enable_profiling = profile
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def operator_milliseconds(path: Path, crop: np.ndarray, runs: int) -> dict[str, float]:
     """Milliseconds per run spent in each operator type, from ONNX Runtime's profile of ``runs`` runs."""
-    profiled = session(path, profile=True)
+    profiled = cpu_session(str(path), profile=True)
     for _ in range(runs):
         profiled.run(None, {profiled.get_inputs()[0].name: crop})
     trace = Path(profiled.end_profiling())
@@ -45,7 +41,7 @@ def operator_milliseconds(path: Path, crop: np.ndarray, runs: int) -> dict[str, 
 
 
 def crops_per_second(path: Path, crop: np.ndarray, runs: int, repeats: int) -> float:
-    timed = session(path)
+    timed = cpu_session(str(path))
     name = timed.get_inputs()[0].name
     timed.run(None, {name: crop})
     rates = []
@@ -55,18 +51,6 @@ def crops_per_second(path: Path, crop: np.ndarray, runs: int, repeats: int) -> f
             timed.run(None, {name: crop})
         rates.append(runs / (time.perf_counter() - started))
     return round(statistics.median(rates), 1)
-
-
-def largest_difference(path: Path, other: Path) -> float:
-    """The largest absolute difference between the two models' logits over inputs of :data:`SHAPES`."""
-    rng = np.random.default_rng(1)
-    first, second = session(path), session(other)
-    worst = 0.0
-    for shape in SHAPES:
-        batch = rng.normal(size=shape).astype(np.float32)
-        a, b = (model.run(None, {model.get_inputs()[0].name: batch})[0] for model in (first, second))
-        worst = max(worst, float(np.abs(a - b).max()))
-    return worst
 
 
 def main() -> None:
@@ -83,7 +67,7 @@ def main() -> None:
         for name, milliseconds in operators.items():
             print(f"  {name:24s} {milliseconds:6.2f} ms")
     if args.against:
-        print(f"largest logit difference over {len(SHAPES)} input shapes: {largest_difference(args.model, args.against)}")
+        print(f"largest logit difference over {len(SHAPES)} input shapes: {largest_logit_difference(onnx.load(args.model), onnx.load(args.against), SHAPES)}")
 
 
 if __name__ == "__main__":

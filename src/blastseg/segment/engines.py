@@ -30,6 +30,7 @@ from blastseg.errors import ConfigError, ModelFileError, first_line
 from blastseg.runtime import gpu_present, installed, resolve_device, thread_share
 
 if TYPE_CHECKING:
+    import onnxruntime
     import torch
 
     from blastseg.segment.checkpoint import ModelCard
@@ -88,6 +89,19 @@ class TorchEngine:
             return self.model(tensor).float().cpu().numpy()
 
 
+def cpu_session(model: str | bytes, threads: int = 0, profile: bool = False) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session on the CPU provider that logs errors only, for ``model`` (a file
+    path, or a serialised model), with ``threads`` intra-op threads (0: ONNX Runtime's choice) and,
+    with ``profile``, ONNX Runtime's profiler on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.enable_profiling = profile
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEngine:
     """An ONNX model run by ONNX Runtime's CPU provider.
 
@@ -99,14 +113,9 @@ class OnnxEngine:
     RUN_PIXELS = 512 * 512
 
     def __init__(self, path: Path):
-        import onnxruntime as ort
-
         self.path = Path(path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        options.intra_op_num_threads = thread_share()
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(str(path), thread_share())
         except Exception as error:  # onnxruntime raises its own exception types for broken files
             raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(error)})") from None
         self.input = self.session.get_inputs()[0].name
